@@ -1,0 +1,123 @@
+"""One typed settings object for the whole system.
+
+Precedence, highest first: CLI flags (applied with :meth:`Settings.with_overrides`), environment variables,
+the TOML config file (``HOLOCRON_CONFIG``, default ``./holocron.toml``), then the defaults below.
+The inventory's variables ``OLLAMA_BASE_URL`` and ``OLLAMA_EMBED_MODEL`` are honoured as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ProviderName = Literal["local", "ollama", "openai"]
+
+DEFAULT_LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("HOLOCRON_CONFIG", "holocron.toml"))
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one place; read once per process."""
+
+    model_config = SettingsConfigDict(env_prefix="HOLOCRON_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default=Path(".holocron"), description="Folder for the SQLite file, indexes and lake.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default a SQLite file in home."
+    )
+    lake_dir: Path | None = Field(default=None, description="Run artifacts; default home/lake.")
+
+    # Embedding provider
+    embed_provider: ProviderName = "local"
+    embed_model: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HOLOCRON_EMBED_MODEL", "OLLAMA_EMBED_MODEL"),
+        description="Model name; default depends on the provider.",
+    )
+    local_model_path: Path | None = Field(default=None, description="A sentence-transformers folder.")
+    ollama_base_url: str = Field(
+        default="http://localhost:11434",
+        validation_alias=AliasChoices("HOLOCRON_OLLAMA_BASE_URL", "OLLAMA_BASE_URL"),
+    )
+    ollama_keep_alive: str | None = None
+    openai_base_url: str = "http://localhost:8000/v1"
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("HOLOCRON_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_dimensions: int | None = None
+    request_timeout_s: float = 60.0
+    max_retries: int = 4
+    embed_batch_size: int = 64
+    embed_batch_tokens: int = 16384
+
+    # Chunking (None: the policy fitted to the model's window)
+    chunk_size: int | None = None
+    chunk_overlap: int | None = None
+    max_chunks_per_source: int = 1000
+    max_source_bytes: int = 20 * 1024 * 1024
+
+    # Jobs
+    worker_poll_seconds: float = 1.0
+    lease_seconds: float = 60.0
+
+    # Server
+    api_host: str = "127.0.0.1"
+    api_port: int = 8765
+    api_token: SecretStr | None = None
+
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
+        )
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Apply CLI flags on top; ``None`` means 'flag not given'."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return self.model_copy(update=given) if given else self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'holocron.db'}"
+
+    @property
+    def resolved_lake_dir(self) -> Path:
+        return self.lake_dir or self.home / "lake"
+
+    @property
+    def resolved_embed_model(self) -> str:
+        if self.embed_model:
+            return self.embed_model
+        return {
+            "local": DEFAULT_LOCAL_MODEL,
+            "ollama": "nomic-embed-text",
+            "openai": "text-embedding-3-small",
+        }[self.embed_provider]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings().with_overrides(**overrides)

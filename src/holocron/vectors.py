@@ -1,0 +1,48 @@
+"""The vector encoding: float32 little-endian bytes, hashed over exactly those bytes.
+
+Every module that turns a vector into bytes or back imports from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+Matrix = npt.NDArray[np.float32]
+
+_DTYPE = np.dtype("<f4")
+
+
+def encode_vector(vector: npt.ArrayLike) -> bytes:
+    return np.asarray(vector, dtype=_DTYPE).tobytes()
+
+
+def decode_vector(data: bytes) -> Vector:
+    return np.frombuffer(data, dtype=_DTYPE).astype(np.float32, copy=False)
+
+
+def decode_matrix(blobs: list[bytes], dimensions: int) -> Matrix:
+    """Many stored vectors into one contiguous matrix with a single copy."""
+    if not blobs:
+        return np.zeros((0, dimensions), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=_DTYPE).reshape(len(blobs), dimensions).astype(np.float32)
+
+
+def vector_sha256(vector: npt.ArrayLike) -> str:
+    return hashlib.sha256(encode_vector(vector)).hexdigest()
+
+
+def l2_normalize(matrix: npt.ArrayLike) -> Matrix:
+    array = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(array, axis=-1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (array / norms).astype(np.float32)
+
+
+def cosine(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
+    va, vb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    denominator = float(np.linalg.norm(va) * np.linalg.norm(vb))
+    return float(va @ vb / denominator) if denominator else 0.0
