@@ -131,3 +131,14 @@ def _configure_postgres(engine: Engine) -> None:
         except Exception:
             # The extension is created by the first migration; until then there is no type to register.
             dbapi_connection.rollback()
+
+
+def insert_ignoring_conflicts(tx: Tx, table: Any, conflict_columns: list[str]) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on both engines: the basis of every idempotent write."""
+    if tx.dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)

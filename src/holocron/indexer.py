@@ -1,0 +1,259 @@
+"""The indexing pipeline: stored sources -> extracted text -> chunks -> embeddings.
+
+Two steps with the database between them, so that the single-process ``holocron index`` and the job queue's
+``CHUNK_SOURCE`` / ``EMBED_CHUNKS`` handlers run exactly the same code. Both steps are idempotent: chunks are
+keyed by a deterministic id, embeddings by (chunk, space, content hash), and a rerun with nothing changed
+reads a few rows and calls the model zero times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from holocron.chunking import ChunkPolicy, chunk_text
+from holocron.embedding.base import EmbeddingError, EmbeddingProvider, Purpose
+from holocron.embedding.validation import validate_vectors
+from holocron.extract import ExtractedDocument, ExtractionError, extract
+from holocron.hashing import chunk_id_for, sha256_text
+from holocron.store.chunks import ChunkRow, PendingChunk, chunks_missing_embeddings, replace_source_chunks
+from holocron.store.database import Database
+from holocron.store.embeddings import EmbeddingWrite, insert_embeddings
+from holocron.store.sources import SourcePayload, load_payloads, mark_error, mark_indexed, sources_to_chunk
+from holocron.store.spaces import EmbeddingSpace
+from holocron.vectors import l2_normalize
+
+Progress = Callable[[int], None]
+SOURCE_BATCH = 200
+
+
+@dataclass
+class ChunkStats:
+    sources_chunked: int = 0
+    sources_failed: int = 0
+    chunks_total: int = 0
+    chunks_written: int = 0
+    chunks_dropped: int = 0
+    capped_sources: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_metrics(self) -> dict[str, Any]:
+        return {
+            "sources_chunked": self.sources_chunked,
+            "sources_failed": self.sources_failed,
+            "chunks_total": self.chunks_total,
+            "chunks_written": self.chunks_written,
+            "chunks_dropped": self.chunks_dropped,
+            "capped_sources": self.capped_sources[:100],
+            "chunk_seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass
+class EmbedStats:
+    chunks_embedded: int = 0
+    embeddings_written: int = 0
+    batches: int = 0
+    failed_batches: int = 0
+    errors: list[str] = field(default_factory=list)
+    model_seconds: float = 0.0
+    seconds: float = 0.0
+    input_bytes: int = 0
+
+    def as_metrics(self) -> dict[str, Any]:
+        return {
+            "chunks_embedded": self.chunks_embedded,
+            "embeddings_written": self.embeddings_written,
+            "embed_batches": self.batches,
+            "failed_batches": self.failed_batches,
+            "model_seconds": round(self.model_seconds, 4),
+            "embed_seconds": round(self.seconds, 4),
+            "input_bytes": self.input_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class SourceChunks:
+    document: ExtractedDocument
+    chunks: list[ChunkRow]
+    total_windows: int
+    dropped: int
+
+
+def build_chunks(source: SourcePayload, policy: ChunkPolicy) -> SourceChunks:
+    """Pure: a stored payload to its chunk rows. Raises :class:`ExtractionError` for unusable input."""
+    document = extract(source.source_type, source.payload, origin=source.source_id)
+    result = chunk_text(document.text, policy)
+    policy_json = policy.to_json()
+    rows = []
+    for span in result.spans:
+        digest = sha256_text(span.text)
+        rows.append(
+            ChunkRow(
+                chunk_id=chunk_id_for(source.source_id, span.start, span.end, policy.version, digest),
+                source_id=source.source_id,
+                source_type=source.source_type,
+                source_ref={**source.source_ref, "title": document.title},
+                chunk_index=span.index,
+                start_offset=span.start,
+                end_offset=span.end,
+                content=span.text,
+                content_sha256=digest,
+                policy_version=policy.version,
+                policy_json=policy_json,
+            )
+        )
+    return SourceChunks(document, rows, result.total_windows, result.dropped)
+
+
+def _source_date(document: ExtractedDocument) -> datetime | None:
+    raw = document.metadata.get("publication_date") or document.metadata.get("date")
+    if not raw:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def chunk_sources(
+    db: Database,
+    policy: ChunkPolicy,
+    *,
+    run_id: str | None = None,
+    source_ids: Sequence[str] | None = None,
+    everything: bool = False,
+    progress: Progress | None = None,
+) -> ChunkStats:
+    """Extract and chunk every source whose content or policy changed (or the given ones)."""
+    stats = ChunkStats()
+    started = time.perf_counter()
+    for batch in _source_batches(db, policy, source_ids, everything):
+        with db.read() as tx:
+            payloads = load_payloads(tx, batch)
+        built: list[tuple[SourcePayload, SourceChunks | str]] = []
+        for payload in payloads:
+            try:
+                built.append((payload, build_chunks(payload, policy)))
+            except ExtractionError as exc:
+                built.append((payload, str(exc)))
+        with db.write() as tx:
+            for payload, outcome in built:
+                if isinstance(outcome, str):
+                    mark_error(tx, payload.source_id, outcome)
+                    stats.sources_failed += 1
+                    stats.errors.append((payload.source_id, outcome))
+                    continue
+                stats.chunks_written += replace_source_chunks(tx, payload.source_id, outcome.chunks, run_id)
+                mark_indexed(
+                    tx,
+                    payload.source_id,
+                    title=outcome.document.title,
+                    content_sha256=payload.content_sha256,
+                    policy_version=policy.version,
+                    chunk_count=len(outcome.chunks),
+                    chunks_dropped=outcome.dropped,
+                    source_date_utc=_source_date(outcome.document),
+                )
+                stats.sources_chunked += 1
+                stats.chunks_total += len(outcome.chunks)
+                if outcome.dropped:
+                    stats.chunks_dropped += outcome.dropped
+                    stats.capped_sources.append(payload.source_id)
+        if progress:
+            progress(len(batch))
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _source_batches(
+    db: Database, policy: ChunkPolicy, source_ids: Sequence[str] | None, everything: bool
+) -> Any:
+    if source_ids is not None:
+        ids = sorted(set(source_ids))
+        for start in range(0, len(ids), SOURCE_BATCH):
+            yield ids[start : start + SOURCE_BATCH]
+        return
+    after = ""
+    while True:
+        with db.read() as tx:
+            batch = sources_to_chunk(
+                tx, policy.version, after=after, limit=SOURCE_BATCH, everything=everything
+            )
+        if not batch:
+            return
+        yield batch
+        after = batch[-1]
+
+
+def embed_chunks(
+    db: Database,
+    space: EmbeddingSpace,
+    provider: EmbeddingProvider,
+    *,
+    run_id: str | None = None,
+    batch_size: int = 64,
+    chunk_ids: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    stop_on_error: bool = False,
+) -> EmbedStats:
+    """Embed every chunk that has no vector of its current text in ``space``; nothing else calls the model."""
+    identity = provider.identity()
+    if not space.matches(identity):
+        raise EmbeddingError(
+            f"provider serves {identity.model_name}:{identity.model_tag} ({identity.model_digest[:19]}), "
+            f"not the space {space.name}"
+        )
+    stats = EmbedStats()
+    started = time.perf_counter()
+    after = ""
+    while True:
+        with db.read() as tx:
+            pending = chunks_missing_embeddings(
+                tx, space.embedding_space_id, after=after, limit=batch_size, chunk_ids=chunk_ids
+            )
+        if not pending:
+            break
+        after = pending[-1].chunk_id
+        try:
+            written = _embed_batch(db, space, provider, pending, run_id, stats)
+        except EmbeddingError as exc:
+            stats.failed_batches += 1
+            stats.errors.append(str(exc))
+            if stop_on_error:
+                raise
+            continue
+        stats.embeddings_written += written
+        if progress:
+            progress(len(pending))
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _embed_batch(
+    db: Database,
+    space: EmbeddingSpace,
+    provider: EmbeddingProvider,
+    pending: list[PendingChunk],
+    run_id: str | None,
+    stats: EmbedStats,
+) -> int:
+    texts = [chunk.content for chunk in pending]
+    ids = [chunk.chunk_id for chunk in pending]
+    model_started = time.perf_counter()
+    raw = provider.embed(texts, Purpose.DOCUMENT)
+    stats.model_seconds += time.perf_counter() - model_started
+    vectors = validate_vectors(raw, expected=len(pending), dimensions=space.dimensions, ids=ids)
+    if space.normalize_flag or space.distance_metric == "cosine":
+        vectors = l2_normalize(vectors)
+    stats.batches += 1
+    stats.chunks_embedded += len(pending)
+    stats.input_bytes += sum(len(text.encode("utf-8")) for text in texts)
+    writes = [EmbeddingWrite(chunk.chunk_id, chunk.content_sha256) for chunk in pending]
+    with db.write() as tx:
+        return insert_embeddings(tx, space.embedding_space_id, writes, vectors, run_id)

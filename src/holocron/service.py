@@ -1,0 +1,285 @@
+"""The library entry point: what the CLI, the API and the job handlers call.
+
+``Holocron(settings)`` opens (and migrates) the store; the embedding provider and its space are resolved
+lazily, so commands that never embed never load a model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from holocron.chunking import ChunkPolicy
+from holocron.config import Settings, load_settings
+from holocron.embedding.base import EmbeddingProvider
+from holocron.embedding.registry import build_provider
+from holocron.indexer import ChunkStats, EmbedStats, chunk_sources, embed_chunks
+from holocron.ingest.files import DEFAULT_SOURCE_SYSTEM, read_file, read_manifest, walk
+from holocron.lake import write_artifact
+from holocron.retrieval.search import Searcher, SearchResult
+from holocron.store.chunks import count_chunks
+from holocron.store.database import Database
+from holocron.store.embeddings import count_current_embeddings
+from holocron.store.runs import finish_run, start_run
+from holocron.store.sources import (
+    RawRecord,
+    RegisterResult,
+    RejectedSource,
+    record_rejections,
+    register_records,
+)
+from holocron.store.spaces import EmbeddingSpace, get_or_create_space, other_spaces_of_model
+
+log = logging.getLogger(__name__)
+
+INGEST_BATCH = 200
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IngestReport:
+    registered: RegisterResult = field(default_factory=RegisterResult)
+    rejected: list[RejectedSource] = field(default_factory=list)
+
+    def add(self, result: RegisterResult) -> None:
+        self.registered.new += result.new
+        self.registered.changed += result.changed
+        self.registered.unchanged += result.unchanged
+
+
+@dataclass
+class IndexReport:
+    run_id: str
+    space: EmbeddingSpace
+    policy: ChunkPolicy
+    chunking: ChunkStats
+    embedding: EmbedStats
+    ingest: IngestReport | None
+    seconds: float
+    model_calls: int
+    warnings: list[str] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            **self.chunking.as_metrics(),
+            **self.embedding.as_metrics(),
+            "model_calls": self.model_calls,
+            "seconds": round(self.seconds, 4),
+            "sources_rejected": len(self.ingest.rejected) if self.ingest else 0,
+        }
+
+
+class Holocron:
+    def __init__(
+        self, settings: Settings | None = None, *, provider: EmbeddingProvider | None = None
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.db = Database(self.settings.resolved_database_url)
+        self.db.upgrade()
+        if provider is not None:
+            self.__dict__["provider"] = provider
+
+    def close(self) -> None:
+        provider = self.__dict__.get("provider")
+        if provider is not None:
+            provider.close()
+        self.db.dispose()
+
+    def __enter__(self) -> Holocron:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- configuration -------------------------------------------------------------------------
+
+    @cached_property
+    def provider(self) -> EmbeddingProvider:
+        return build_provider(self.settings)
+
+    @cached_property
+    def space(self) -> EmbeddingSpace:
+        """The space of the configured model as it is now; a new digest makes a new space."""
+        identity = self.provider.identity()
+        space, created = get_or_create_space(self.db, identity)
+        if created:
+            with self.db.read() as tx:
+                previous = other_spaces_of_model(tx, identity)
+            if previous:
+                log.warning(
+                    "model %s changed (digest %s): new embedding space %s; vectors of %s are kept apart",
+                    identity.model_name,
+                    identity.model_digest[:19],
+                    space.name,
+                    ", ".join(p.name for p in previous),
+                )
+        return space
+
+    def chunk_policy(self) -> ChunkPolicy:
+        """The configured window, or the one fitted to the model's input window."""
+        fitted = ChunkPolicy.fitted_to_model(
+            self.provider.identity().max_input_tokens, max_chunks=self.settings.max_chunks_per_source
+        )
+        size = self.settings.chunk_size or fitted.chunk_size
+        overlap = self.settings.chunk_overlap
+        if overlap is None:
+            overlap = fitted.overlap if size == fitted.chunk_size else max(0, size // 10)
+        return ChunkPolicy(chunk_size=size, overlap=overlap, max_chunks=self.settings.max_chunks_per_source)
+
+    # -- ingest --------------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        *,
+        source_system: str = DEFAULT_SOURCE_SYSTEM,
+        tags: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Register files and folders as raw records; unchanged files are a no-op."""
+        records = (
+            read_file(
+                ref, source_system=source_system, max_bytes=self.settings.max_source_bytes, tags=tuple(tags)
+            )
+            for ref in walk(paths)
+        )
+        return self._register(records, progress)
+
+    def ingest_manifest(self, manifest: Path, *, progress: Progress | None = None) -> IngestReport:
+        return self._register(read_manifest(manifest, max_bytes=self.settings.max_source_bytes), progress)
+
+    def _register(
+        self, items: Iterable[RawRecord | RejectedSource], progress: Progress | None
+    ) -> IngestReport:
+        report = IngestReport()
+        batch: list[RawRecord] = []
+        rejected: list[RejectedSource] = []
+
+        def flush() -> None:
+            report.add(register_records(self.db, batch))
+            record_rejections(self.db, rejected)
+            report.rejected.extend(rejected)
+            if progress:
+                progress(len(batch) + len(rejected))
+            batch.clear()
+            rejected.clear()
+
+        for item in items:
+            (batch if isinstance(item, RawRecord) else rejected).append(item)  # type: ignore[arg-type]
+            if len(batch) + len(rejected) >= INGEST_BATCH:
+                flush()
+        flush()
+        for item in report.rejected:
+            log.error("%s: %s", item.request_uri.removeprefix("file://"), item.reason)
+        return report
+
+    # -- index ---------------------------------------------------------------------------------
+
+    def index(
+        self,
+        *,
+        mode: str = "incremental",
+        manifest: Path | None = None,
+        on_chunk_progress: Progress | None = None,
+        on_embed_progress: Progress | None = None,
+        on_embed_total: Callable[[int], None] | None = None,
+    ) -> IndexReport:
+        """Everything new or changed: extract, chunk, embed and store, as one recorded run."""
+        if mode not in ("full", "incremental"):
+            raise ValueError("mode is 'full' or 'incremental'")
+        started = time.perf_counter()
+        ingest = self.ingest_manifest(manifest) if manifest else None
+        policy = self.chunk_policy()
+        warnings = [w for w in [policy.token_fit_warning(self.space.max_input_tokens)] if w]
+        for warning in warnings:
+            log.warning(warning)
+        calls_before = self.provider.stats.calls
+        run_id = start_run(
+            self.db,
+            "INDEX",
+            options={"mode": mode, "policy": policy.to_json(), "batch_size": self.settings.embed_batch_size},
+            space=self.space,
+        )
+        try:
+            chunking = chunk_sources(
+                self.db, policy, run_id=run_id, everything=mode == "full", progress=on_chunk_progress
+            )
+            if on_embed_total is not None:
+                on_embed_total(self.pending_embeddings())
+            embedding = embed_chunks(
+                self.db,
+                self.space,
+                self.provider,
+                run_id=run_id,
+                batch_size=self.settings.embed_batch_size,
+                progress=on_embed_progress,
+            )
+        except BaseException as exc:
+            finish_run(self.db, run_id, metrics={}, error=f"{type(exc).__name__}: {exc}")
+            raise
+        report = IndexReport(
+            run_id=run_id,
+            space=self.space,
+            policy=policy,
+            chunking=chunking,
+            embedding=embedding,
+            ingest=ingest,
+            seconds=time.perf_counter() - started,
+            model_calls=self.provider.stats.calls - calls_before,
+            warnings=warnings,
+        )
+        self._record_index_run(report)
+        return report
+
+    def _record_index_run(self, report: IndexReport) -> None:
+        lake = self.settings.resolved_lake_dir
+        write_artifact(
+            self.db,
+            lake,
+            report.run_id,
+            "chunk_manifest",
+            {
+                "policy": report.policy.to_json(),
+                "sources_chunked": report.chunking.sources_chunked,
+                "chunks_written": report.chunking.chunks_written,
+                "capped_sources": report.chunking.capped_sources,
+                "errors": [{"source_id": s, "reason": r} for s, r in report.chunking.errors],
+            },
+        )
+        write_artifact(
+            self.db,
+            lake,
+            report.run_id,
+            "embedding_manifest",
+            {
+                "embedding_space": report.space.name,
+                "embeddings_written": report.embedding.embeddings_written,
+                "model_calls": report.model_calls,
+                "errors": report.embedding.errors,
+            },
+        )
+        errors = report.chunking.errors + [("(embedding)", e) for e in report.embedding.errors]
+        finish_run(
+            self.db,
+            report.run_id,
+            metrics=report.metrics(),
+            error=f"{len(errors)} sources or batches failed" if report.embedding.failed_batches else None,
+        )
+
+    def pending_embeddings(self) -> int:
+        with self.db.read() as tx:
+            return count_chunks(tx) - count_current_embeddings(tx, self.space.embedding_space_id)
+
+    # -- search --------------------------------------------------------------------------------
+
+    @cached_property
+    def searcher(self) -> Searcher:
+        return Searcher(self.db, self.space, self.provider)
+
+    def search(self, query: str, k: int = 10, *, run_id: str | None = None) -> SearchResult:
+        return self.searcher.search(query, k, run_id=run_id)

@@ -1,0 +1,128 @@
+"""Chunk rows: the canonical text units that embeddings and search hits point at."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from holocron.store.database import Tx, insert_ignoring_conflicts
+from holocron.store.types import utcnow
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_id: str
+    source_id: str
+    source_type: str
+    source_ref: dict[str, Any]
+    chunk_index: int
+    start_offset: int
+    end_offset: int
+    content: str
+    content_sha256: str
+    policy_version: str
+    policy_json: dict[str, Any]
+
+
+def replace_source_chunks(tx: Tx, source_id: str, chunks: Sequence[ChunkRow], run_id: str | None) -> int:
+    """Make the source's chunks exactly ``chunks``: keep identical ones, add new ones, drop stale ones.
+
+    Stale chunks take their embeddings with them (ON DELETE CASCADE); returns how many were inserted.
+    """
+    table = tx.t.chunk
+    keep = [c.chunk_id for c in chunks]
+    stale = delete(table).where(table.c.source_id == source_id)
+    if keep:
+        stale = stale.where(table.c.chunk_id.not_in(keep))
+    tx.execute(stale)
+    if not chunks:
+        return 0
+    now = utcnow()
+    result = tx.execute(
+        insert_ignoring_conflicts(tx, table, ["chunk_id"]),
+        [
+            {
+                "chunk_id": c.chunk_id,
+                "source_id": c.source_id,
+                "source_type": c.source_type,
+                "source_ref_json": c.source_ref,
+                "chunk_index": c.chunk_index,
+                "start_offset": c.start_offset,
+                "end_offset": c.end_offset,
+                "content": c.content,
+                "content_sha256": c.content_sha256,
+                "byte_count": len(c.content.encode("utf-8")),
+                "policy_version": c.policy_version,
+                "policy_json": c.policy_json,
+                "run_id": run_id,
+                "created_utc": now,
+            }
+            for c in chunks
+        ],
+    )
+    return max(int(result.rowcount or 0), 0)
+
+
+@dataclass(frozen=True)
+class PendingChunk:
+    chunk_id: str
+    content: str
+    content_sha256: str
+
+
+def chunks_missing_embeddings(
+    tx: Tx,
+    embedding_space_id: int,
+    *,
+    after: str = "",
+    limit: int = 256,
+    chunk_ids: Sequence[str] | None = None,
+) -> list[PendingChunk]:
+    """Chunks with no embedding of their current text in this space, in chunk-id order (keyset paging)."""
+    c, e = tx.t.chunk, tx.t.embedding
+    has_embedding = (
+        select(e.c.embedding_id)
+        .where(
+            e.c.chunk_id == c.c.chunk_id,
+            e.c.embedding_space_id == embedding_space_id,
+            e.c.input_content_sha256 == c.c.content_sha256,
+        )
+        .exists()
+    )
+    query = select(c.c.chunk_id, c.c.content, c.c.content_sha256).where(c.c.chunk_id > after, ~has_embedding)
+    if chunk_ids is not None:
+        query = query.where(c.c.chunk_id.in_(list(chunk_ids)))
+    rows = tx.execute(query.order_by(c.c.chunk_id).limit(limit)).all()
+    return [PendingChunk(row.chunk_id, row.content, row.content_sha256) for row in rows]
+
+
+def count_chunks(tx: Tx) -> int:
+    return int(tx.execute(select(func.count()).select_from(tx.t.chunk)).scalar_one())
+
+
+def get_chunks(tx: Tx, chunk_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Chunk rows with their source's title and system, keyed by chunk id."""
+    c, reg = tx.t.chunk, tx.t.source_registry
+    rows = tx.execute(
+        select(
+            c.c.chunk_id,
+            c.c.source_id,
+            c.c.source_type,
+            c.c.source_ref_json,
+            c.c.chunk_index,
+            c.c.start_offset,
+            c.c.end_offset,
+            c.c.content,
+            c.c.content_sha256,
+            c.c.policy_version,
+            reg.c.title,
+            reg.c.source_system,
+            reg.c.tags_json,
+        )
+        .join(reg, reg.c.source_id == c.c.source_id)
+        .where(c.c.chunk_id.in_(list(chunk_ids)))
+    ).all()
+    return {row.chunk_id: dict(row._mapping) for row in rows}

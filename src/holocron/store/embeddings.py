@@ -1,0 +1,81 @@
+"""Embedding rows: one vector per (chunk, space, chunk text version), written idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+
+from holocron.store.database import Tx, insert_ignoring_conflicts
+from holocron.store.types import utcnow
+from holocron.vectors import Matrix, vector_sha256
+
+
+@dataclass(frozen=True)
+class EmbeddingWrite:
+    chunk_id: str
+    input_content_sha256: str
+
+
+def insert_embeddings(
+    tx: Tx, embedding_space_id: int, items: Sequence[EmbeddingWrite], vectors: Matrix, run_id: str | None
+) -> int:
+    """Insert one vector per item; an existing (chunk, space, content hash) is left alone. Returns rows written."""
+    if len(items) != len(vectors):
+        raise ValueError(f"{len(items)} chunks but {len(vectors)} vectors")
+    if not items:
+        return 0
+    now = utcnow()
+    table = tx.t.embedding
+    rows = []
+    for item, vector in zip(items, np.asarray(vectors, dtype=np.float32), strict=True):
+        rows.append(
+            {
+                "chunk_id": item.chunk_id,
+                "embedding_space_id": embedding_space_id,
+                "input_content_sha256": item.input_content_sha256,
+                "run_id": run_id,
+                "vector": vector,
+                "vector_sha256": vector_sha256(vector),
+                "created_utc": now,
+            }
+        )
+    result = tx.execute(
+        insert_ignoring_conflicts(tx, table, ["chunk_id", "embedding_space_id", "input_content_sha256"]), rows
+    )
+    return max(int(result.rowcount or 0), 0)
+
+
+def count_embeddings(tx: Tx, embedding_space_id: int | None = None) -> int:
+    table = tx.t.embedding
+    query = select(func.count()).select_from(table)
+    if embedding_space_id is not None:
+        query = query.where(table.c.embedding_space_id == embedding_space_id)
+    return int(tx.execute(query).scalar_one())
+
+
+def count_current_embeddings(tx: Tx, embedding_space_id: int) -> int:
+    """Embeddings of the chunks' current text: the space's coverage numerator."""
+    c, e = tx.t.chunk, tx.t.embedding
+    query = (
+        select(func.count())
+        .select_from(
+            e.join(c, (c.c.chunk_id == e.c.chunk_id) & (c.c.content_sha256 == e.c.input_content_sha256))
+        )
+        .where(e.c.embedding_space_id == embedding_space_id)
+    )
+    return int(tx.execute(query).scalar_one())
+
+
+def load_space_vectors(tx: Tx, embedding_space_id: int) -> tuple[list[str], list[np.ndarray]]:
+    """Every current vector of a space (only embeddings of the chunk's current text)."""
+    c, e = tx.t.chunk, tx.t.embedding
+    rows = tx.execute(
+        select(e.c.chunk_id, e.c.vector)
+        .join(c, (c.c.chunk_id == e.c.chunk_id) & (c.c.content_sha256 == e.c.input_content_sha256))
+        .where(e.c.embedding_space_id == embedding_space_id)
+        .order_by(e.c.embedding_id)
+    ).all()
+    return [row.chunk_id for row in rows], [row.vector for row in rows]
