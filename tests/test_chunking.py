@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import subprocess
 import sys
 import time
@@ -76,7 +77,7 @@ def assert_invariants(text: str, policy: ChunkPolicy) -> ChunkingResult:
             reach = min(w.start + policy.chunk_size, n)
             assert not any(_is_word_end(text, p) for p in range(w.end + 1, reach + 1))
 
-    for prev, nxt in zip(windows, windows[1:], strict=False):
+    for prev, nxt in itertools.pairwise(windows):
         # Progress, and no gap except whitespace.
         assert nxt.start > prev.start and nxt.end > prev.end
         assert nxt.start <= prev.end or text[prev.end : nxt.start].strip() == ""
@@ -100,7 +101,7 @@ def assert_invariants(text: str, policy: ChunkPolicy) -> ChunkingResult:
 # ---------------------------------------------------------------------------------------------------------
 # Generated texts and policies
 
-_LETTERS = st.sampled_from(list("abcxyzÉéßøжж中文日本🙂") + ["e\u0301", "a\u0308\u0323"])
+_LETTERS = st.sampled_from([*"abcxyzÉéßøжж中文日本🙂", "e\u0301", "a\u0308\u0323"])
 _SEPARATORS = st.sampled_from([" ", "  ", "\n", "\n\n", "\t", " \n ", "\u00a0", "\u3000", "\u2029", "\r\n"])
 
 
@@ -108,7 +109,9 @@ _SEPARATORS = st.sampled_from([" ", "  ", "\n", "\n\n", "\t", " \n ", "\u00a0", 
 def _word(draw: st.DrawFn) -> str:
     letter = draw(_LETTERS)
     length = draw(st.one_of(st.integers(1, 12), st.integers(13, 80), st.integers(200, 700)))
-    return letter * length if draw(st.booleans()) else "".join(draw(st.lists(_LETTERS, min_size=1, max_size=20)))
+    return (
+        letter * length if draw(st.booleans()) else "".join(draw(st.lists(_LETTERS, min_size=1, max_size=20)))
+    )
 
 
 @st.composite
@@ -159,11 +162,16 @@ def test_short_text_is_one_stripped_chunk() -> None:
     assert result.spans == [ChunkSpan(index=0, start=2, end=17, text="Hello,   world.")]
 
 
-def test_overlap_starts_at_a_word_and_stays_within_the_target() -> None:
-    text = " ".join(f"w{i:03d}" for i in range(40))  # 40 words of 4 chars, 199 chars
-    result = assert_invariants(text, ChunkPolicy(chunk_size=50, overlap=12))
-    assert [(s.start, s.end) for s in result.spans[:3]] == [(0, 49), (40, 89), (80, 129)]
-    assert result.spans[1].text.startswith("w008")
+@pytest.mark.parametrize(
+    ("overlap", "second_start"), [(14, 35), (13, 40), (9, 40), (8, 45), (4, 45), (3, 50), (0, 50)]
+)
+def test_overlap_starts_at_the_first_word_at_or_after_end_minus_overlap(
+    overlap: int, second_start: int
+) -> None:
+    text = " ".join(f"w{i:03d}" for i in range(40))  # words of 4 chars start at 0, 5, 10, ...; 199 chars
+    result = assert_invariants(text, ChunkPolicy(chunk_size=50, overlap=overlap))
+    assert (result.spans[0].start, result.spans[0].end) == (0, 49)
+    assert result.spans[1].start == second_start  # 49 - overlap, rounded up to a word start; else touching
 
 
 def test_word_longer_than_the_window_is_hard_split_with_touching_windows() -> None:
@@ -240,7 +248,13 @@ def test_invalid_policies_are_refused(kwargs: dict[str, object], message: str) -
 def test_to_json_reproduces_the_policy() -> None:
     policy = ChunkPolicy(1234, 56, max_chunks=7)
     data = policy.to_json()
-    assert data == {"algorithm": "window-v1", "chunk_size": 1234, "overlap": 56, "max_chunks": 7, "version": "window-v1:1234/56"}
+    assert data == {
+        "algorithm": "window-v1",
+        "chunk_size": 1234,
+        "overlap": 56,
+        "max_chunks": 7,
+        "version": "window-v1:1234/56",
+    }
     assert ChunkPolicy.from_json(data) == policy
     with pytest.raises(ValueError, match="version"):
         ChunkPolicy.from_json({**data, "version": "window-v1:2000/200"})

@@ -201,7 +201,9 @@ def test_wikia_news_article() -> None:
     for furniture in ("Share Tweet", "View Profile", "window.upstream", "adStack"):
         assert furniture not in text
     assert document.metadata["published"] == "2017-02-23T17:18:13-08:00"
-    assert document.metadata["canonical_url"].endswith("star-wars-original-cuts-might-get-released-40th-anniversary")
+    assert document.metadata["canonical_url"].endswith(
+        "star-wars-original-cuts-might-get-released-40th-anniversary"
+    )
     _assert_format(document)
 
 
@@ -235,7 +237,9 @@ def test_generic_html_drops_page_furniture() -> None:
 
 def test_html_without_text_raises() -> None:
     with pytest.raises(ExtractionError, match="HTML page has no readable text"):
-        extract("html", "<html><head><title>Only a title</title></head><body><script>x()</script></body></html>")
+        extract(
+            "html", "<html><head><title>Only a title</title></head><body><script>x()</script></body></html>"
+        )
 
 
 # --- MediaWiki API ------------------------------------------------------------------------------------
@@ -270,7 +274,9 @@ def test_mediawiki_extracts_arya() -> None:
 
 @needs_data
 def test_mediawiki_rendered_revision_keeps_infobox() -> None:
-    document = extract("mediawiki", _read(MEDIAWIKI / "awoiaf.westeros.org/query__revisions__Arya_Stark.json"))
+    document = extract(
+        "mediawiki", _read(MEDIAWIKI / "awoiaf.westeros.org/query__revisions__Arya_Stark.json")
+    )
     facts = document.text.split("\n\n")[1].split("\n")
     assert "Culture: Northmen" in facts
     assert "Played by: Maisie Williams" in facts
@@ -318,7 +324,13 @@ def test_mediawiki_api_error_is_reported() -> None:
 
 
 def test_mediawiki_parse_text_and_several_pages() -> None:
-    parse = {"parse": {"title": "Alpha", "pageid": 7, "text": {"*": "<div class='mw-parser-output'><p>Alpha text.</p></div>"}}}
+    parse = {
+        "parse": {
+            "title": "Alpha",
+            "pageid": 7,
+            "text": {"*": "<div class='mw-parser-output'><p>Alpha text.</p></div>"},
+        }
+    }
     document = extract("mediawiki", json.dumps(parse))
     assert document.text == "Alpha\n\nAlpha text."
     assert document.metadata["pageid"] == 7
@@ -327,7 +339,11 @@ def test_mediawiki_parse_text_and_several_pages() -> None:
         "batchcomplete": True,
         "query": {
             "pages": [
-                {"pageid": 1, "title": "One", "revisions": [{"slots": {"main": {"content": "First '''page'''."}}}]},
+                {
+                    "pageid": 1,
+                    "title": "One",
+                    "revisions": [{"slots": {"main": {"content": "First '''page'''."}}}],
+                },
                 {"pageid": 2, "title": "Two", "extract": "<p>Second page.</p>"},
                 {"title": "Gone", "missing": True},
             ]
@@ -384,7 +400,10 @@ def test_openalex_work() -> None:
     assert document.title == title
     assert lines[0] == title
     assert lines[2].startswith("Despite growing interest in Open Access (OA) to scholarly literature,")
-    assert "We use three samples, each of 100,000 articles, to investigate OA in three populations:" in document.text
+    assert (
+        "We use three samples, each of 100,000 articles, to investigate OA in three populations:"
+        in document.text
+    )
     assert document.text.endswith("as a way to inform OA policy and practice.")
     assert document.metadata["publication_date"] == "2018-02-13"
     assert document.metadata["publication_year"] == 2018
@@ -399,7 +418,11 @@ def test_openalex_work() -> None:
     ("name", "title", "fact"),
     [
         ("papers__author.json", "Jason Priem", "Florida State University"),
-        ("papers__institution.json", "Harvard University", "Location: Cambridge, Massachusetts, United States"),
+        (
+            "papers__institution.json",
+            "Harvard University",
+            "Location: Cambridge, Massachusetts, United States",
+        ),
         ("papers__source.json", "Nature", "Publisher: Springer Nature"),
     ],
 )
@@ -425,7 +448,10 @@ def test_openalex_without_title_or_abstract_raises() -> None:
 
 
 def test_plain_text_normalisation() -> None:
-    raw = "  My  title \r\n\r\n\r\n\r\nFirst line\tof a\u00a0paragraph   \nwrapped here.  \n \n\nCafe\u0301 au lait\u200b. \n"
+    raw = (
+        "  My  title \r\n\r\n\r\n\r\nFirst line\tof a\u00a0paragraph   \nwrapped here.  \n \n\n"
+        "Cafe\u0301 au lait\u200b. \n"
+    )
     document = extract("text", raw, origin="notes.txt")
     assert document.title == "My title"
     assert document.text == "My title\n\nFirst line of a paragraph wrapped here.\n\nCafé au lait."

@@ -56,7 +56,9 @@ def counts(holo: Holocron) -> dict[str, int]:
         }
 
 
-def test_index_search_and_idempotent_rerun(db_url: str, tmp_path: Path, small_corpus: Path, provider: LocalProvider) -> None:
+def test_index_search_and_idempotent_rerun(
+    db_url: str, tmp_path: Path, small_corpus: Path, provider: LocalProvider
+) -> None:
     with make(db_url, tmp_path, provider) as holo:
         report = holo.ingest([small_corpus])
         assert len(report.registered.new) == 3 and not report.rejected
@@ -102,9 +104,7 @@ def test_changed_source_replaces_its_chunks(db_url: str, tmp_path: Path, provide
         assert "spice" in holo.search("spice mines", k=1).hits[0].text
 
 
-def test_bad_inputs_are_reported_and_the_rest_is_indexed(
-    db_url: str, tmp_path: Path, provider: LocalProvider
-) -> None:
+def test_bad_inputs_are_reported_and_the_rest_is_indexed(db_url: str, tmp_path: Path, provider: LocalProvider) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "good.md").write_text("# Hoth\n\nHoth is an ice planet in a remote system.\n")

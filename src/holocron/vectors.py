@@ -28,7 +28,8 @@ def decode_matrix(blobs: list[bytes], dimensions: int) -> Matrix:
     """Many stored vectors into one contiguous matrix with a single copy."""
     if not blobs:
         return np.zeros((0, dimensions), dtype=np.float32)
-    return np.frombuffer(b"".join(blobs), dtype=_DTYPE).reshape(len(blobs), dimensions).astype(np.float32)
+    matrix: Matrix = np.frombuffer(b"".join(blobs), dtype=_DTYPE).reshape(len(blobs), dimensions).astype(np.float32)
+    return matrix
 
 
 def vector_sha256(vector: npt.ArrayLike) -> str:
@@ -39,7 +40,8 @@ def l2_normalize(matrix: npt.ArrayLike) -> Matrix:
     array = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(array, axis=-1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (array / norms).astype(np.float32)
+    normalized: Matrix = (array / norms).astype(np.float32)
+    return normalized
 
 
 def cosine(a: npt.ArrayLike, b: npt.ArrayLike) -> float:

@@ -73,7 +73,7 @@ def _window(text: str, start: int, size: int) -> _Window:
         # The last whitespace in text[start:limit + 1]: at `limit` itself the word ends exactly at the limit.
         m = _LAST_SPACE.match(text, start, limit + 1)
         if m is not None:
-            cut, hard = min(m.end(), limit - 1), False
+            cut, hard = min(m.end(), limit), False
         else:
             cut, hard = limit, True
             while cut > start + 1 and unicodedata.combining(text[cut]):

@@ -56,7 +56,9 @@ class ChunkPolicy:
         if isinstance(self.max_chunks, bool) or not isinstance(self.max_chunks, int) or self.max_chunks <= 0:
             raise ValueError(f"max_chunks must be a positive integer, got {self.max_chunks!r}")
         if self.algorithm not in self.ALGORITHMS:
-            raise ValueError(f"unknown chunking algorithm {self.algorithm!r}; known: {', '.join(self.ALGORITHMS)}")
+            raise ValueError(
+                f"unknown chunking algorithm {self.algorithm!r}; known: {', '.join(self.ALGORITHMS)}"
+            )
 
     @property
     def version(self) -> str:
@@ -89,7 +91,9 @@ class ChunkPolicy:
         policy = cls(chunk_size=size, overlap=overlap, max_chunks=cap, algorithm=algorithm)
         stored = data.get("version")
         if stored is not None and stored != policy.version:
-            raise ValueError(f"chunk policy record says version {stored!r} but its parameters give {policy.version!r}")
+            raise ValueError(
+                f"chunk policy record says version {stored!r} but its parameters give {policy.version!r}"
+            )
         return policy
 
     @classmethod
@@ -109,7 +113,9 @@ class ChunkPolicy:
                 f"max_input_tokens must be greater than {SPECIAL_TOKENS} (the special tokens), "
                 f"got {max_input_tokens!r}"
             )
-        size = min(DEFAULT_CHUNK_SIZE, math.floor((max_input_tokens - SPECIAL_TOKENS) * CHARS_PER_TOKEN_DENSE))
+        size = min(
+            DEFAULT_CHUNK_SIZE, math.floor((max_input_tokens - SPECIAL_TOKENS) * CHARS_PER_TOKEN_DENSE)
+        )
         size = max(size, 1)
         overlap = min(round(size * FITTED_OVERLAP_FRACTION), size - 1)
         return cls(chunk_size=size, overlap=overlap, max_chunks=max_chunks)
@@ -133,7 +139,7 @@ class ChunkPolicy:
             return None
         fitted = ChunkPolicy.fitted_to_model(max_input_tokens, max_chunks=self.max_chunks)
         return (
-            f"chunk size {self.chunk_size} chars (~{typical} tokens, up to ~{dense} on dense text) exceeds the "
-            f"model window of {max_input_tokens} tokens: the model will embed only the start of each chunk "
-            f"(a fitted policy would be {fitted.chunk_size}/{fitted.overlap})"
+            f"chunk size {self.chunk_size} chars (~{typical} tokens, up to ~{dense} on dense text) exceeds "
+            f"the model window of {max_input_tokens} tokens: the model will embed only the start of each "
+            f"chunk (a fitted policy would be {fitted.chunk_size}/{fitted.overlap})"
         )

@@ -61,7 +61,5 @@ def main() -> None:
         if verbose:
             raise
         logging.getLogger("holocron").debug("unhandled", exc_info=True)
-        err_console.print(
-            f"[red]error:[/red] {type(exc).__name__}: {exc}  (run with --verbose for the traceback)"
-        )
+        err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}  (run with --verbose for the traceback)")
         sys.exit(1)

@@ -30,12 +30,13 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
     from holocron.store.migrate import current_revision, head_revision
 
     db = Database(state(ctx).settings().resolved_database_url)
+    current, head = current_revision(db), head_revision(db)
     data = {
         "database": db.url.render_as_string(hide_password=True),
-        "current": current_revision(db),
-        "head": head_revision(db),
+        "current": current,
+        "head": head,
+        "up_to_date": current == head,
     }
-    data["up_to_date"] = data["current"] == data["head"]
     if as_json:
         print_json(data)
         return

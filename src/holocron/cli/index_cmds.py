@@ -46,9 +46,7 @@ def ingest(
 
 
 def extract(
-    file: Annotated[
-        Path, typer.Argument(help="A raw page, as it would be ingested.", exists=True, dir_okay=False)
-    ],
+    file: Annotated[Path, typer.Argument(help="A raw page, as it would be ingested.", exists=True, dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Title, metadata and text as JSON.")] = False,
 ) -> None:
     """Print the text exactly as the indexer will see it."""
@@ -81,19 +79,13 @@ def index(
     ] = "incremental",
     source_manifest: Annotated[
         Path | None,
-        typer.Option(
-            help="A manifest {version, sources: [{source_id, source_type, lake_uri|content, tags}]}."
-        ),
+        typer.Option(help="A manifest {version, sources: [{source_id, source_type, lake_uri|content, tags}]}."),
     ] = None,
     embed_model: Annotated[str | None, typer.Option(help="Embedding model name.")] = None,
     embed_provider: Annotated[str | None, typer.Option(help="local, ollama or openai.")] = None,
     ollama_url: Annotated[str | None, typer.Option(help="Ollama base URL.")] = None,
-    chunk_size: Annotated[
-        int | None, typer.Option(help="Characters per chunk (default: fitted to the model).")
-    ] = None,
-    chunk_overlap: Annotated[
-        int | None, typer.Option(help="Characters shared by neighbouring chunks.")
-    ] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Characters per chunk (default: fitted to the model).")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(help="Characters shared by neighbouring chunks.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Chunks per embedding call.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
@@ -110,18 +102,18 @@ def index(
         "chunk_overlap": chunk_overlap,
         "embed_batch_size": batch_size,
     }
-    with open_holocron(ctx, **overrides) as holo:
-        with (
-            track("chunk", None, err_console, unit="sources") as chunking,
-            track("embed", None, err_console, unit="chunks") as embedding,
-        ):
-            report = holo.index(
-                mode=mode,
-                manifest=source_manifest,
-                on_chunk_progress=chunking.advance,
-                on_embed_progress=embedding.advance,
-                on_embed_total=embedding.set_total,
-            )
+    with (
+        open_holocron(ctx, **overrides) as holo,
+        track("chunk", None, err_console, unit="sources") as chunking,
+        track("embed", None, err_console, unit="chunks") as embedding,
+    ):
+        report = holo.index(
+            mode=mode,
+            manifest=source_manifest,
+            on_chunk_progress=chunking.advance,
+            on_embed_progress=embedding.advance,
+            on_embed_total=embedding.set_total,
+        )
     if as_json:
         print_json(
             {
@@ -146,6 +138,7 @@ def index(
     m = report.metrics()
     console.print(
         f"run [bold]{report.run_id}[/bold] in space [cyan]{report.space.name}[/cyan] (policy {report.policy.version})\n"
-        f"  sources chunked {m['sources_chunked']}, failed {m['sources_failed']}; chunks written {m['chunks_written']}; "
+        f"  sources chunked {m['sources_chunked']}, failed {m['sources_failed']}; "
+        f"chunks written {m['chunks_written']}; "
         f"embeddings written {m['embeddings_written']} in {m['model_calls']} model calls; {m['seconds']:.2f} s"
     )

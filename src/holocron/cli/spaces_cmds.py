@@ -19,10 +19,7 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
         spaces = list_spaces(tx)
     if as_json:
         print_json(
-            [
-                {**space.__dict__, "preprocess": space.preprocess.to_json(), "embeddings": n}
-                for space, n in spaces
-            ]
+            [{**space.__dict__, "preprocess": space.preprocess.to_json(), "embeddings": n} for space, n in spaces]
         )
         return
     print_table(

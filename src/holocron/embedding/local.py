@@ -104,7 +104,7 @@ class LocalProvider:
         import transformers
         from sentence_transformers import SentenceTransformer
 
-        transformers.logging.disable_progress_bar()
+        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         return SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)

@@ -18,7 +18,8 @@ Block = list[str]
 # Characters that only steer rendering (zero-width space, BOM, soft hyphen, bidi marks, word joiner)
 # and C0/C1 control characters: dropped so that they never split or glue words for the embedder.
 _LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-_DROP: dict[int, str | None] = dict.fromkeys((*range(0, 9), *range(14, 28), 127, *range(128, 133), *range(134, 160)))
+_CONTROLS = (*range(0x00, 0x09), *range(0x0E, 0x1C), 0x7F, *range(0x80, 0x85), *range(0x86, 0xA0))
+_DROP: dict[int, str | None] = dict.fromkeys(_CONTROLS)
 _DROP.update({ord(ch): None for ch in "\u00ad\u200b\u200e\u200f\u2060\ufeff"})
 _DROP.update({ord(ch): "\n" for ch in _LINE_BREAKS})
 _DROP[0x1F] = " "

@@ -27,12 +27,22 @@ _QUOTES = re.compile(r"'{2,}")
 _MAGIC_WORD = re.compile(r"__[A-Z]+__")
 _HEADING = re.compile(r"^(={1,6})\s*(.*?)\s*\1\s*$")
 _LIST = re.compile(r"^[*#:;]+\s*")
-_ENTITY = {"&nbsp;": " ", "&ndash;": "–", "&mdash;": "—", "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"'}
+_ENTITY = {
+    "&nbsp;": " ",
+    "&ndash;": "–",
+    "&mdash;": "—",
+    "&amp;": "&",
+    "&lt;": "<",
+    "&gt;": ">",
+    "&quot;": '"',
+}
 
 
 def looks_like_wikitext(text: str) -> bool:
     """Whether plain text carries wikitext markup worth converting (links, templates, headings)."""
-    return "[[" in text or "{{" in text or "'''" in text or bool(re.search(r"^==.*==\s*$", text, re.MULTILINE))
+    return (
+        "[[" in text or "{{" in text or "'''" in text or bool(re.search(r"^==.*==\s*$", text, re.MULTILINE))
+    )
 
 
 def strip_balanced(text: str, opening: str, closing: str) -> str:

@@ -39,8 +39,9 @@ _NOT_TEXT = (
 # MediaWiki / Fandom furniture inside the article body: edit links, navigation boxes, tables of
 # contents, reference markers and lists, maintenance banners, hidden elements.
 _WIKI_NOISE = (
-    ".mw-editsection, .mw-editsection-bracket, .navbox, #navbox, .vertical-navbox, .navbox-styles, table.sidebar,"
-    " #toc, .toc, #toctitle, sup.reference, sup.noprint, .noprint, .mw-ref, ol.references, div.reflist,"
+    ".mw-editsection, .mw-editsection-bracket, .navbox, #navbox, .vertical-navbox, .navbox-styles,"
+    " table.sidebar, #toc, .toc, #toctitle, sup.reference, sup.noprint, .noprint, .mw-ref, ol.references,"
+    " div.reflist,"
     " .references, .mw-references-wrap, .refbegin, .mw-cite-backlink, .catlinks, #catlinks, .printfooter,"
     " .mw-jump-link, #siteSub, #contentSub, .hatnote, .dablink, .rellink, .metadata, .ambox, .mbox-small,"
     " .sistersitebox, .portal, .portalbox, .shortdescription, .mw-empty-elt, .magnify, .sortkey,"

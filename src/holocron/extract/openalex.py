@@ -53,8 +53,11 @@ def extract_openalex(payload: str, *, origin: str | None = None) -> ExtractedDoc
         records = document
     else:
         records = [document]
-    rendered = [_record(record) for record in records if isinstance(record, Mapping)]
-    rendered = [item for item in rendered if item is not None]
+    rendered: list[tuple[str | None, list[Block], dict[str, Any]]] = []
+    for record in records:
+        item = _record(record) if isinstance(record, Mapping) else None
+        if item is not None:
+            rendered.append(item)
     if not rendered:
         raise ExtractionError(NO_TEXT)
     blocks: list[Block] = []
@@ -62,7 +65,9 @@ def extract_openalex(payload: str, *, origin: str | None = None) -> ExtractedDoc
         if title:
             blocks.append([title])
         blocks.extend(body)
-    metadata = dict(rendered[0][2]) if len(rendered) == 1 else {"records": [meta for *_, meta in rendered]}
+    metadata: dict[str, Any] = dict(rendered[0][2])
+    if len(rendered) > 1:
+        metadata = {"records": [meta for *_, meta in rendered]}
     if origin:
         metadata["origin"] = origin
     return ExtractedDocument(title=rendered[0][0], text=compose(blocks), metadata=metadata)
@@ -98,10 +103,7 @@ def _record(record: Mapping[str, Any]) -> tuple[str | None, list[Block], dict[st
     meta: dict[str, Any] = {"entity": kind}
     if isinstance(record.get("id"), str):
         meta["id"] = record["id"]
-    if kind == "work":
-        body = _work(record, meta)
-    else:
-        body = _entity(record, kind, meta)
+    body = _work(record, meta) if kind == "work" else _entity(record, kind, meta)
     if not title and not compose(body):
         return None
     return title, body, meta

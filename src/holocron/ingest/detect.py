@@ -50,7 +50,7 @@ _MD_EMPHASIS = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__|`[^`\n]+`")
 _MD_TABLE_RULE = re.compile(r"^\|?[ \t]*:?-{3,}:?[ \t]*\|", re.MULTILINE)
 
 
-class UnsupportedContent(ValueError):
+class UnsupportedContent(ValueError):  # noqa: N818 - the ingest API names it for what it is, not "Error"
     """Content that cannot be ingested; the message says why ("binary file", "empty file", ...)."""
 
     def __init__(self, reason: str) -> None:
@@ -114,7 +114,9 @@ def _looks_like_json(text: str, suffix: str) -> bool:
         return stripped[1:].lstrip()[:1] in ('"', "}", "")
     if stripped.startswith("["):
         rest = stripped[1:].lstrip()
-        return not rest or rest[0] in '{["]-' or rest[0].isdigit() or rest.startswith(("true", "false", "null"))
+        return (
+            not rest or rest[0] in '{["]-' or rest[0].isdigit() or rest.startswith(("true", "false", "null"))
+        )
     return False
 
 
@@ -149,4 +151,8 @@ def _looks_like_markdown(text: str) -> bool:
         if pattern.search(text) is not None
     )
     links = len(_MD_LINK.findall(text))
-    return (headings >= 1 and (headings >= 2 or signals >= 1)) or _MD_FENCE.search(text) is not None or links >= 2
+    return (
+        (headings >= 1 and (headings >= 2 or signals >= 1))
+        or _MD_FENCE.search(text) is not None
+        or links >= 2
+    )

@@ -119,18 +119,37 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+_VECTOR_PENDING = "holocron_vector_pending"
+
+
 def _configure_postgres(engine: Engine) -> None:
+    """Register pgvector's adapters on each new connection, or at its first checkout once the extension exists.
+
+    Migration 0001 creates the extension, so the connections opened before it (the migration's own, to begin
+    with) find no ``vector`` type; they are marked and registered as soon as the type is there.
+    """
+    try:
+        from pgvector.psycopg import register_vector
+        from psycopg.types import TypeInfo
+    except ImportError as exc:  # pragma: no cover - depends on the extra being installed
+        raise RuntimeError("PostgreSQL mode needs the extra: pip install 'holocron[postgres]'") from exc
+
+    def _register(dbapi_connection: Any, record: Any) -> None:
+        # TypeInfo.fetch leaves the connection in the transaction state it found it in.
+        if TypeInfo.fetch(dbapi_connection, "vector") is None:
+            record.info[_VECTOR_PENDING] = True
+            return
+        register_vector(dbapi_connection)
+        record.info.pop(_VECTOR_PENDING, None)
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        try:
-            from pgvector.psycopg import register_vector
-        except ImportError as exc:  # pragma: no cover - depends on the extra being installed
-            raise RuntimeError("PostgreSQL mode needs the extra: pip install 'holocron[postgres]'") from exc
-        try:
-            register_vector(dbapi_connection)
-        except Exception:
-            # The extension is created by the first migration; until then there is no type to register.
-            dbapi_connection.rollback()
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        _register(dbapi_connection, record)
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get(_VECTOR_PENDING):
+            _register(dbapi_connection, record)
 
 
 def insert_ignoring_conflicts(tx: Tx, table: Any, conflict_columns: list[str]) -> Any:

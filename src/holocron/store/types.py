@@ -6,6 +6,7 @@ Either way the code above the store passes and receives numpy arrays.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,29 @@ from holocron.vectors import decode_vector, encode_vector
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
 
+@functools.cache
+def _pg_vector_type() -> TypeEngine[Any]:
+    """pgvector's ``vector`` without a dimension, handing values to psycopg untouched.
+
+    pgvector's own SQLAlchemy type turns every vector into decimal text and every result into a list of Python
+    floats. Passing the ``pgvector.Vector`` object instead lets the adapters that
+    :mod:`holocron.store.database` registers on each connection send it in pgvector's binary format: exact
+    float32 and no per-element formatting.
+    """
+    from pgvector.sqlalchemy import VECTOR
+
+    class _PgVector(VECTOR):
+        cache_ok = True
+
+        def bind_processor(self, dialect: Dialect) -> None:
+            return None
+
+        def result_processor(self, dialect: Dialect, coltype: object) -> None:
+            return None
+
+    return _PgVector()
+
+
 class VectorType(TypeDecorator[np.ndarray]):
     """A dense float32 vector of any dimension (the space row says which)."""
 
@@ -28,23 +52,27 @@ class VectorType(TypeDecorator[np.ndarray]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            from pgvector.sqlalchemy import VECTOR
-
-            return dialect.type_descriptor(VECTOR())
+            return dialect.type_descriptor(_pg_vector_type())
         return dialect.type_descriptor(LargeBinary())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
         if dialect.name == "postgresql":
-            return np.asarray(value, dtype=np.float32)
+            from pgvector import Vector
+
+            return value if isinstance(value, Vector) else Vector(np.asarray(value, dtype=np.float32))
         return encode_vector(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
         if value is None:
             return None
         if dialect.name == "postgresql":
-            return np.asarray(value, dtype=np.float32)
+            from pgvector import Vector
+
+            # A str only on a connection without the adapters (a raw cursor, say): pgvector's text form.
+            vector = Vector.from_text(value) if isinstance(value, str) else value
+            return vector.to_numpy()
         return decode_vector(value)
 
 
