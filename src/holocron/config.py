@@ -68,6 +68,25 @@ class Settings(BaseSettings):
     max_chunks_per_source: int = 1000
     max_source_bytes: int = 20 * 1024 * 1024
 
+    # Retrieval (see docs/retrieval.md for how the defaults were measured)
+    search_mode: Literal["vector", "keyword", "hybrid"] = "hybrid"
+    ann_exact_threshold: int = Field(default=20_000, description="Below this many vectors, exact search.")
+    ann_connectivity: int = 16
+    ann_expansion_add: int = 128
+    ann_expansion_search: int = 64
+    ann_save_every: int = Field(default=1_000, description="Index changes replayed before the file is saved.")
+    ann_filter_exact_max: int = Field(default=20_000, description="Filtered searches over at most this many")
+    ann_filter_exact_fraction: float = 0.02  # ... or this share of the space go exact over the allowed set
+    rrf_k: int = 60
+    rrf_vector_weight: float = 1.0
+    rrf_keyword_weight: float = 1.0
+    rrf_candidates: int = 100
+
+    # Evidence bundles handed to the LLM
+    evidence_max_items: int = 8
+    evidence_max_total_bytes: int = 12_000
+    evidence_max_item_bytes: int = 2_000
+
     # Jobs
     worker_poll_seconds: float = 1.0
     lease_seconds: float = 60.0

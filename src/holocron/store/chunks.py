@@ -41,8 +41,8 @@ def replace_source_chunks(tx: Tx, source_id: str, chunks: Sequence[ChunkRow], ru
     if not chunks:
         return 0
     now = utcnow()
-    result = tx.execute(
-        insert_ignoring_conflicts(tx, table, ["chunk_id"]),
+    inserted = tx.execute(
+        insert_ignoring_conflicts(tx, table, ["chunk_id"]).returning(table.c.chunk_id),
         [
             {
                 "chunk_id": c.chunk_id,
@@ -63,7 +63,7 @@ def replace_source_chunks(tx: Tx, source_id: str, chunks: Sequence[ChunkRow], ru
             for c in chunks
         ],
     )
-    return max(int(result.rowcount or 0), 0)
+    return len(inserted.all())
 
 
 @dataclass(frozen=True)

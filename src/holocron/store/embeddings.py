@@ -42,10 +42,8 @@ def insert_embeddings(
                 "created_utc": now,
             }
         )
-    result = tx.execute(
-        insert_ignoring_conflicts(tx, table, ["chunk_id", "embedding_space_id", "input_content_sha256"]), rows
-    )
-    return max(int(result.rowcount or 0), 0)
+    statement = insert_ignoring_conflicts(tx, table, ["chunk_id", "embedding_space_id", "input_content_sha256"])
+    return len(tx.execute(statement.returning(table.c.embedding_id), rows).all())
 
 
 def count_embeddings(tx: Tx, embedding_space_id: int | None = None) -> int:

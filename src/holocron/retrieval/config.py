@@ -1,0 +1,64 @@
+"""Retrieval settings in one frozen object, built from :class:`holocron.config.Settings`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from holocron.retrieval.fusion import RRF_K
+from holocron.retrieval.space_index import IndexConfig
+from holocron.retrieval.vector_index import HnswParams
+
+if TYPE_CHECKING:
+    from holocron.config import Settings
+
+MODES = ("vector", "keyword", "hybrid")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    mode: str = "hybrid"
+    rrf_k: int = RRF_K
+    vector_weight: float = 1.0
+    keyword_weight: float = 1.0
+    # Each list contributes this many candidates to the fusion (more only when a per-source cap needs them).
+    candidates: int = 100
+    index: IndexConfig = field(default_factory=IndexConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode is one of {', '.join(MODES)}, not {self.mode!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetrievalConfig:
+        return cls(
+            mode=settings.search_mode,
+            rrf_k=settings.rrf_k,
+            vector_weight=settings.rrf_vector_weight,
+            keyword_weight=settings.rrf_keyword_weight,
+            candidates=settings.rrf_candidates,
+            index=IndexConfig(
+                exact_threshold=settings.ann_exact_threshold,
+                hnsw=HnswParams(
+                    connectivity=settings.ann_connectivity,
+                    expansion_add=settings.ann_expansion_add,
+                    expansion_search=settings.ann_expansion_search,
+                ),
+                save_every=settings.ann_save_every,
+                filter_exact_max=settings.ann_filter_exact_max,
+                filter_exact_fraction=settings.ann_filter_exact_fraction,
+            ),
+        )
+
+    def policy_json(self, mode: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": mode}
+        if mode == "hybrid":
+            out.update(
+                {
+                    "fusion": "rrf",
+                    "rrf_k": self.rrf_k,
+                    "weights": {"vector": self.vector_weight, "keyword": self.keyword_weight},
+                    "candidates": self.candidates,
+                }
+            )
+        return out
