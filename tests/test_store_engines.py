@@ -146,8 +146,10 @@ def test_upgrade_reaches_head_and_a_second_upgrade_does_nothing(db: Database) ->
     assert current_revision(db) == head_revision(db)
     with statements(db.engine) as seen:
         db.upgrade()
-    ddl = [s for s in seen if s.lstrip().split(" ", 1)[0].upper() in {"CREATE", "ALTER", "DROP", "INSERT"}]
-    assert ddl == []
+    changes = [
+        s for s in seen if s.lstrip().split(" ", 1)[0].upper() in {"CREATE", "ALTER", "DROP", "INSERT", "UPDATE"}
+    ]
+    assert changes == []
     assert current_revision(db) == head_revision(db)
 
 
@@ -268,6 +270,26 @@ def test_nullable_vector_column_keeps_null(db: Database) -> None:
         got = dict(tx.execute(select(r.c.retrieval_id, r.c.query_embedding)).tuples().all())
     assert got["r-null"] is None
     assert got["r-vec"].tobytes() == query.tobytes()
+
+
+@pytest.mark.postgres
+def test_postgres_distance_operators_give_floats(pg_url: str) -> None:
+    """``vector <=> :query`` is typed as a float distance, not read back as a vector."""
+    db = Database(pg_url)
+    try:
+        db.upgrade()
+        space_id = add_space(db, dimensions=2)
+        chunk_id = add_source_and_chunk(db)
+        with db.write() as tx:
+            tx.execute(insert(db.t.embedding).values(embedding_row(chunk_id, space_id, [1.0, 0.0])))
+        e = db.t.embedding
+        query = np.array([0.0, 2.0], dtype=np.float32)
+        with db.read() as tx:
+            cosine, l2 = tx.execute(select(e.c.vector.op("<=>")(query), e.c.vector.op("<->")(query))).one()
+        assert isinstance(cosine, float)
+        assert (cosine, l2) == (1.0, pytest.approx(5**0.5))
+    finally:
+        db.dispose()
 
 
 # --- constraints -----------------------------------------------------------------------------------------------

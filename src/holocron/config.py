@@ -43,8 +43,15 @@ class Settings(BaseSettings):
     embed_provider: ProviderName = "local"
     embed_model: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("HOLOCRON_EMBED_MODEL", "OLLAMA_EMBED_MODEL"),
-        description="Model name; default depends on the provider.",
+        validation_alias=AliasChoices("HOLOCRON_EMBED_MODEL"),
+        description="Model name for any provider; default depends on the provider.",
+    )
+    # The inventory's variable names the Ollama model only: a global OLLAMA_EMBED_MODEL must not rename the
+    # local model (and give it nomic's task prefixes).
+    ollama_embed_model: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HOLOCRON_OLLAMA_EMBED_MODEL", "OLLAMA_EMBED_MODEL"),
+        description="Ollama model when embed_provider is ollama and embed_model is not set.",
     )
     local_model_path: Path | None = Field(default=None, description="A sentence-transformers folder.")
     ollama_base_url: str = Field(
@@ -52,13 +59,27 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("HOLOCRON_OLLAMA_BASE_URL", "OLLAMA_BASE_URL"),
     )
     ollama_keep_alive: str | None = None
+    ollama_truncate: bool = Field(default=True, description="Let Ollama truncate inputs longer than the window.")
+    ollama_options: dict[str, Any] | None = Field(default=None, description="Passed as /api/embed 'options'.")
     openai_base_url: str = "http://localhost:8000/v1"
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("HOLOCRON_OPENAI_API_KEY", "OPENAI_API_KEY")
     )
+    openai_api_key_env: str = Field(
+        default="OPENAI_API_KEY", description="Variable holding the bearer token when openai_api_key is not set."
+    )
     openai_dimensions: int | None = None
+    openai_encoding_format: Literal["float", "base64"] = "base64"
+    embed_document_prefix: str | None = Field(default=None, description="Overrides the model catalog's prefix.")
+    embed_query_prefix: str | None = Field(default=None, description="Overrides the model catalog's prefix.")
     request_timeout_s: float = 60.0
     max_retries: int = 4
+    retry_backoff_s: float = Field(default=0.5, description="First retry's delay; doubles per retry.")
+    retry_backoff_max_s: float = 20.0
+    retry_after_max_s: float = Field(default=120.0, description="Longest Retry-After honoured; longer fails.")
+    circuit_failures: int = Field(default=5, description="Consecutive failures that open the circuit.")
+    circuit_reset_s: float = Field(default=30.0, description="How long an open circuit fails fast.")
+    identity_check_s: float = Field(default=60.0, description="How often a served model's digest is re-read.")
     embed_batch_size: int = 64
     embed_batch_tokens: int = 16384
 
@@ -77,6 +98,10 @@ class Settings(BaseSettings):
     ann_save_every: int = Field(default=1_000, description="Index changes replayed before the file is saved.")
     ann_filter_exact_max: int = Field(default=20_000, description="Filtered searches over at most this many")
     ann_filter_exact_fraction: float = 0.02  # ... or this share of the space go exact over the allowed set
+    # PostgreSQL: one HNSW index per space (see docs/deployment.md for how the defaults were measured)
+    hnsw_m: int = Field(default=16, description="pgvector HNSW graph connectivity (index build).")
+    hnsw_ef_construction: int = Field(default=64, description="pgvector HNSW build candidate list.")
+    hnsw_ef_search: int = Field(default=100, description="pgvector hnsw.ef_search per query.")
     rrf_k: int = 60
     rrf_vector_weight: float = 1.0
     rrf_keyword_weight: float = 1.0
@@ -114,6 +139,13 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
         )
 
+    def resolved_openai_api_key(self) -> SecretStr | None:
+        """The bearer token: the secret setting, else the variable named by ``openai_api_key_env``."""
+        if self.openai_api_key is not None and self.openai_api_key.get_secret_value():
+            return self.openai_api_key
+        value = os.environ.get(self.openai_api_key_env, "") if self.openai_api_key_env else ""
+        return SecretStr(value) if value else None
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """Apply CLI flags on top; ``None`` means 'flag not given'."""
         given = {key: value for key, value in overrides.items() if value is not None}
@@ -131,6 +163,8 @@ class Settings(BaseSettings):
     def resolved_embed_model(self) -> str:
         if self.embed_model:
             return self.embed_model
+        if self.embed_provider == "ollama" and self.ollama_embed_model:
+            return self.ollama_embed_model
         return {
             "local": DEFAULT_LOCAL_MODEL,
             "ollama": "nomic-embed-text",

@@ -19,10 +19,18 @@ from holocron.embedding.base import EmbeddingError, EmbeddingProvider, Purpose
 from holocron.embedding.validation import validate_vectors
 from holocron.extract import ExtractedDocument, ExtractionError, extract
 from holocron.hashing import chunk_id_for, sha256_text
-from holocron.store.chunks import ChunkRow, PendingChunk, chunks_missing_embeddings, replace_source_chunks
+from holocron.observability.metrics import provider_call, record_chunks_written, record_embeddings_written
+from holocron.store.chunks import ChunkRow, PendingChunk, chunks_missing_embeddings, replace_chunks
 from holocron.store.database import Database
 from holocron.store.embeddings import EmbeddingWrite, insert_embeddings
-from holocron.store.sources import SourcePayload, load_payloads, mark_error, mark_indexed, sources_to_chunk
+from holocron.store.sources import (
+    IndexedSource,
+    SourcePayload,
+    load_payloads,
+    mark_error,
+    mark_indexed,
+    sources_to_chunk,
+)
 from holocron.store.spaces import EmbeddingSpace
 from holocron.vectors import l2_normalize
 
@@ -142,17 +150,17 @@ def chunk_sources(
                 built.append((payload, build_chunks(payload, policy)))
             except ExtractionError as exc:
                 built.append((payload, str(exc)))
-        with db.write() as tx:
-            for payload, outcome in built:
-                if isinstance(outcome, str):
-                    mark_error(tx, payload.source_id, outcome)
-                    stats.sources_failed += 1
-                    stats.errors.append((payload.source_id, outcome))
-                    continue
-                stats.chunks_written += replace_source_chunks(tx, payload.source_id, outcome.chunks, run_id)
-                mark_indexed(
-                    tx,
-                    payload.source_id,
+        indexed: list[IndexedSource] = []
+        chunks_by_source: dict[str, list[ChunkRow]] = {}
+        failures: list[tuple[str, str]] = []
+        for payload, outcome in built:
+            if isinstance(outcome, str):
+                failures.append((payload.source_id, outcome))
+                continue
+            chunks_by_source[payload.source_id] = outcome.chunks
+            indexed.append(
+                IndexedSource(
+                    source_id=payload.source_id,
                     title=outcome.document.title,
                     content_sha256=payload.content_sha256,
                     policy_version=policy.version,
@@ -160,20 +168,26 @@ def chunk_sources(
                     chunks_dropped=outcome.dropped,
                     source_date_utc=_source_date(outcome.document),
                 )
-                stats.sources_chunked += 1
-                stats.chunks_total += len(outcome.chunks)
-                if outcome.dropped:
-                    stats.chunks_dropped += outcome.dropped
-                    stats.capped_sources.append(payload.source_id)
+            )
+            stats.chunks_total += len(outcome.chunks)
+            if outcome.dropped:
+                stats.chunks_dropped += outcome.dropped
+                stats.capped_sources.append(payload.source_id)
+        with db.write() as tx:
+            stats.chunks_written += record_chunks_written(replace_chunks(tx, chunks_by_source, run_id))
+            mark_indexed(tx, indexed)
+            for source_id, reason in failures:
+                mark_error(tx, source_id, reason)
+        stats.sources_chunked += len(indexed)
+        stats.sources_failed += len(failures)
+        stats.errors.extend(failures)
         if progress:
             progress(len(batch))
     stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _source_batches(
-    db: Database, policy: ChunkPolicy, source_ids: Sequence[str] | None, everything: bool
-) -> Any:
+def _source_batches(db: Database, policy: ChunkPolicy, source_ids: Sequence[str] | None, everything: bool) -> Any:
     if source_ids is not None:
         ids = sorted(set(source_ids))
         for start in range(0, len(ids), SOURCE_BATCH):
@@ -182,9 +196,7 @@ def _source_batches(
     after = ""
     while True:
         with db.read() as tx:
-            batch = sources_to_chunk(
-                tx, policy.version, after=after, limit=SOURCE_BATCH, everything=everything
-            )
+            batch = sources_to_chunk(tx, policy.version, after=after, limit=SOURCE_BATCH, everything=everything)
         if not batch:
             return
         yield batch
@@ -228,7 +240,7 @@ def embed_chunks(
             if stop_on_error:
                 raise
             continue
-        stats.embeddings_written += written
+        stats.embeddings_written += record_embeddings_written(written, space.name)
         if progress:
             progress(len(pending))
     stats.seconds = time.perf_counter() - started
@@ -246,7 +258,8 @@ def _embed_batch(
     texts = [chunk.content for chunk in pending]
     ids = [chunk.chunk_id for chunk in pending]
     model_started = time.perf_counter()
-    raw = provider.embed(texts, Purpose.DOCUMENT)
+    with provider_call(space.provider, space.model_name):
+        raw = provider.embed(texts, Purpose.DOCUMENT)
     stats.model_seconds += time.perf_counter() - model_started
     vectors = validate_vectors(raw, expected=len(pending), dimensions=space.dimensions, ids=ids)
     if space.normalize_flag or space.distance_metric == "cosine":

@@ -12,19 +12,25 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from holocron.chunking import ChunkPolicy
 from holocron.config import Settings, load_settings
 from holocron.embedding.base import EmbeddingProvider
 from holocron.embedding.registry import build_provider
+from holocron.evidence import BoundingPolicy, EvidenceBundle, build_bundle
 from holocron.indexer import ChunkStats, EmbedStats, chunk_sources, embed_chunks
 from holocron.ingest.files import DEFAULT_SOURCE_SYSTEM, read_file, read_manifest, walk
 from holocron.lake import write_artifact
+from holocron.observability.logs import log_context
+from holocron.observability.metrics import observe_search, record_search_error
+from holocron.retrieval.config import RetrievalConfig
+from holocron.retrieval.filters import SearchFilters
 from holocron.retrieval.search import Searcher, SearchResult
 from holocron.store.chunks import count_chunks
 from holocron.store.database import Database
 from holocron.store.embeddings import count_current_embeddings
+from holocron.store.evidence import save_bundle
 from holocron.store.runs import finish_run, start_run
 from holocron.store.sources import (
     RawRecord,
@@ -34,6 +40,9 @@ from holocron.store.sources import (
     register_records,
 )
 from holocron.store.spaces import EmbeddingSpace, get_or_create_space, other_spaces_of_model
+
+if TYPE_CHECKING:
+    from holocron.jobs.queue import Enqueued
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +54,8 @@ Progress = Callable[[int], None]
 class IngestReport:
     registered: RegisterResult = field(default_factory=RegisterResult)
     rejected: list[RejectedSource] = field(default_factory=list)
+    enqueued: list[int] = field(default_factory=list)
+    """CHUNK_SOURCE job ids queued for the new and changed sources (``ingest(enqueue=True)``)."""
 
     def add(self, result: RegisterResult) -> None:
         self.registered.new += result.new
@@ -140,15 +151,36 @@ class Holocron:
         source_system: str = DEFAULT_SOURCE_SYSTEM,
         tags: Sequence[str] = (),
         progress: Progress | None = None,
+        enqueue: bool = False,
     ) -> IngestReport:
-        """Register files and folders as raw records; unchanged files are a no-op."""
+        """Register files and folders as raw records; unchanged files are a no-op.
+
+        With ``enqueue``, new and changed sources are queued as CHUNK_SOURCE jobs (the trigger), so running
+        workers index them with no further step.
+        """
         records = (
             read_file(
                 ref, source_system=source_system, max_bytes=self.settings.max_source_bytes, tags=tuple(tags)
             )
             for ref in walk(paths)
         )
-        return self._register(records, progress)
+        report = self._register(records, progress)
+        if enqueue and report.registered.to_index:
+            report.enqueued = [e.job.job_id for e in self.enqueue_indexing(report.registered.to_index)]
+        return report
+
+    def enqueue_indexing(self, source_ids: Sequence[str] | None = None) -> list[Enqueued]:
+        """Queue CHUNK_SOURCE jobs (batches of sources) for this model's space; dedupe keys carry each
+        source's content hash, so calling this twice queues nothing new. With no ids: every source whose
+        chunks are stale under the current policy (also recovers sources whose trigger was lost in a crash).
+        """
+        from holocron.jobs.handlers import enqueue_indexing
+        from holocron.jobs.queue import JobQueue
+
+        policy_version = self.chunk_policy().version if source_ids is None else None
+        return enqueue_indexing(
+            JobQueue(self.db), self.space.embedding_space_id, source_ids, policy_version=policy_version
+        )
 
     def ingest_manifest(self, manifest: Path, *, progress: Progress | None = None) -> IngestReport:
         return self._register(read_manifest(manifest, max_bytes=self.settings.max_source_bytes), progress)
@@ -205,36 +237,41 @@ class Holocron:
             options={"mode": mode, "policy": policy.to_json(), "batch_size": self.settings.embed_batch_size},
             space=self.space,
         )
-        try:
-            chunking = chunk_sources(
-                self.db, policy, run_id=run_id, everything=mode == "full", progress=on_chunk_progress
-            )
-            if on_embed_total is not None:
-                on_embed_total(self.pending_embeddings())
-            embedding = embed_chunks(
-                self.db,
-                self.space,
-                self.provider,
+        with log_context(run_id=run_id, space=self.space.name):
+            try:
+                chunking = chunk_sources(
+                    self.db, policy, run_id=run_id, everything=mode == "full", progress=on_chunk_progress
+                )
+                if on_embed_total is not None:
+                    on_embed_total(self.pending_embeddings())
+                embedding = embed_chunks(
+                    self.db,
+                    self.space,
+                    self.provider,
+                    run_id=run_id,
+                    batch_size=self.settings.embed_batch_size,
+                    progress=on_embed_progress,
+                )
+            except BaseException as exc:
+                finish_run(self.db, run_id, metrics={}, error=f"{type(exc).__name__}: {exc}")
+                raise
+            report = IndexReport(
                 run_id=run_id,
-                batch_size=self.settings.embed_batch_size,
-                progress=on_embed_progress,
+                space=self.space,
+                policy=policy,
+                chunking=chunking,
+                embedding=embedding,
+                ingest=ingest,
+                seconds=time.perf_counter() - started,
+                model_calls=self.provider.stats.calls - calls_before,
+                warnings=warnings,
             )
-        except BaseException as exc:
-            finish_run(self.db, run_id, metrics={}, error=f"{type(exc).__name__}: {exc}")
-            raise
-        report = IndexReport(
-            run_id=run_id,
-            space=self.space,
-            policy=policy,
-            chunking=chunking,
-            embedding=embedding,
-            ingest=ingest,
-            seconds=time.perf_counter() - started,
-            model_calls=self.provider.stats.calls - calls_before,
-            warnings=warnings,
-        )
-        self._record_index_run(report)
-        return report
+            for source_id, reason in chunking.errors:
+                log.warning("source not indexed: %s", reason, extra={"fields": {"source_id": source_id}})
+            for reason in embedding.errors:
+                log.warning("embedding batch failed: %s", reason)
+            self._record_index_run(report)
+            return report
 
     def _record_index_run(self, report: IndexReport) -> None:
         lake = self.settings.resolved_lake_dir
@@ -279,7 +316,58 @@ class Holocron:
 
     @cached_property
     def searcher(self) -> Searcher:
-        return Searcher(self.db, self.space, self.provider)
+        return Searcher(self.db, self.space, self.provider, RetrievalConfig.from_settings(self.settings))
 
-    def search(self, query: str, k: int = 10, *, run_id: str | None = None) -> SearchResult:
-        return self.searcher.search(query, k, run_id=run_id)
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        run_id: str | None = None,
+        mode: str | None = None,
+        filters: SearchFilters | None = None,
+        max_per_source: int | None = None,
+        log: bool = True,
+    ) -> SearchResult:
+        """The k best chunks (``mode`` vector, keyword or hybrid; default from settings), logged."""
+        started = time.perf_counter()
+        try:
+            result = self.searcher.search(
+                query, k, run_id=run_id, log=log, mode=mode, filters=filters, max_per_source=max_per_source
+            )
+        except Exception:
+            record_search_error(mode or self.settings.search_mode)
+            raise
+        observe_search(time.perf_counter() - started, result.mode)
+        return result
+
+    def evidence(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        run_id: str | None = None,
+        mode: str | None = None,
+        filters: SearchFilters | None = None,
+        max_per_source: int | None = None,
+        policy: BoundingPolicy | None = None,
+        save: bool = True,
+    ) -> EvidenceBundle:
+        """Search, then bound the hits into a stored evidence bundle (what the LLM is given)."""
+        policy = policy or BoundingPolicy(
+            max_items=self.settings.evidence_max_items,
+            max_total_bytes=self.settings.evidence_max_total_bytes,
+            max_item_bytes=self.settings.evidence_max_item_bytes,
+        )
+        result = self.search(
+            question,
+            k or policy.max_items,
+            run_id=run_id,
+            mode=mode,
+            filters=filters,
+            max_per_source=max_per_source,
+        )
+        bundle = build_bundle(result.hits, policy, query=question, retrieval_id=result.retrieval_id or None)
+        if save:
+            save_bundle(self.db, bundle)
+        return bundle

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from holocron.cli import db_cmds, index_cmds, search_cmds, spaces_cmds
+from holocron.cli import db_cmds, index_cmds, jobs_cmds, providers_cmds, search_cmds, serve_cmds, spaces_cmds
 from holocron.cli.common import UserError, err_console, state
 
 app = typer.Typer(
@@ -42,6 +42,9 @@ def _root(
 
 index_cmds.register(app)
 search_cmds.register(app)
+serve_cmds.register(app)
+jobs_cmds.register(app)
+providers_cmds.register(app, spaces_cmds.app)
 app.add_typer(spaces_cmds.app, name="spaces")
 app.add_typer(db_cmds.app, name="db")
 app.add_typer(db_cmds.sources_app, name="sources")

@@ -22,6 +22,13 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders of raw pages.")],
     source_system: Annotated[str, typer.Option(help="Where the pages came from.")] = "files",
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag every source (repeatable).")] = None,
+    enqueue: Annotated[
+        bool,
+        typer.Option(
+            "--enqueue/--no-enqueue",
+            help="Queue CHUNK_SOURCE jobs for new and changed sources, for `holocron worker` to index.",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
     """Register raw pages (HTML, MediaWiki or OpenAlex JSON, text, Markdown); unchanged files are a no-op."""
@@ -29,12 +36,15 @@ def ingest(
     if missing:
         raise UserError(f"no such file or folder: {', '.join(missing)}")
     with open_holocron(ctx) as holo, track("ingest", None, err_console, unit="files") as tracker:
-        report = holo.ingest(paths, source_system=source_system, tags=tag or (), progress=tracker.advance)
+        report = holo.ingest(
+            paths, source_system=source_system, tags=tag or (), progress=tracker.advance, enqueue=enqueue
+        )
     summary = {
         "new": len(report.registered.new),
         "changed": len(report.registered.changed),
         "unchanged": len(report.registered.unchanged),
         "rejected": [{"source": r.request_uri, "reason": r.reason} for r in report.rejected],
+        "jobs_enqueued": len(report.enqueued),
     }
     if as_json:
         print_json(summary)
@@ -42,6 +52,7 @@ def ingest(
     console.print(
         f"ingested: [bold]{summary['new']}[/bold] new, {summary['changed']} changed, "
         f"{summary['unchanged']} unchanged, [red]{len(report.rejected)}[/red] rejected"
+        + (f"; {len(report.enqueued)} CHUNK_SOURCE jobs queued for `holocron worker`" if report.enqueued else "")
     )
 
 

@@ -24,6 +24,13 @@ _DROP.update({ord(ch): None for ch in "\u00ad\u200b\u200e\u200f\u2060\ufeff"})
 _DROP.update({ord(ch): "\n" for ch in _LINE_BREAKS})
 _DROP[0x1F] = " "
 _WS = re.compile(r"\s+")
+# Most lines hold none of the characters above; finding that out with one regex scan is far cheaper than
+# str.translate's per-character dictionary lookups.
+_NEEDS_TRANSLATE = re.compile("[" + re.escape("".join(map(chr, _DROP))) + "]")
+
+
+def _translated(text: str) -> str:
+    return text.translate(_DROP) if _NEEDS_TRANSLATE.search(text) else text
 
 # Section headings after which a wiki article holds only references, link lists or site furniture.
 TAIL_SECTIONS = frozenset(
@@ -54,13 +61,14 @@ def is_tail_heading(text: str) -> bool:
 
 def clean_line(text: str) -> str:
     """Return one line of text: NFC, invisible and control characters dropped, whitespace collapsed."""
-    text = unicodedata.normalize("NFC", text).translate(_DROP)
-    return _WS.sub(" ", text).strip()
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return " ".join(_translated(text).split())  # split() collapses exactly what \s+ matches, in C
 
 
 def split_lines(text: str) -> list[str]:
     """Split raw text into lines on every kind of line break (CR, LF, CRLF, U+2028, ...)."""
-    return text.replace("\r\n", "\n").translate(_DROP).split("\n")
+    return _translated(text.replace("\r\n", "\n")).split("\n")
 
 
 def compose(blocks: Iterable[Sequence[str]]) -> str:

@@ -50,12 +50,7 @@ class SearchFilters:
     @property
     def empty(self) -> bool:
         return not (
-            self.source_types
-            or self.source_systems
-            or self.tags
-            or self.source_ids
-            or self.since
-            or self.until
+            self.source_types or self.source_systems or self.tags or self.source_ids or self.since or self.until
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -94,7 +89,8 @@ def _tags_condition(column: Any, tags: tuple[str, ...], dialect: str) -> ColumnE
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import JSONB, array
 
-        return type_coerce(column, JSONB).has_any(array(list(tags)))
+        condition: ColumnElement[bool] = type_coerce(column, JSONB).has_any(array(list(tags)))
+        return condition
     each = func.json_each(column).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value.in_(tags))).correlate_except(each)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Integer, String, column, func, literal_column, select, table
 
@@ -16,15 +17,16 @@ from holocron.retrieval.filters import SearchFilters
 from holocron.store.database import Tx
 
 # English function words (the usual IR list, plus question words); they match everything and say nothing.
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are aren't as at be because been before being below
-    between both but by can cannot could did do does doing down during each few for from further had has have
-    having he her here hers herself him himself his how i if in into is isn't it its itself let me more most my
-    myself no nor not of off on once only or other ought our ours ourselves out over own same she should so
-    some such than that the their theirs them themselves then there these they this those through to too under
-    until up very was we were what when where which while who whom why will with would you your yours yourself
-    yourselves s t""".split()
-)
+_STOPWORD_TEXT = """
+a about above after again against all am an and any are aren't as at be because been before being below
+between both but by can cannot could did do does doing down during each few for from further had has have
+having he her here hers herself him himself his how i if in into is isn't it its itself let me more most my
+myself no nor not of off on once only or other ought our ours ourselves out over own same she should so
+some such than that the their theirs them themselves then there these they this those through to too under
+until up very was we were what when where which while who whom why will with would you your yours yourself
+yourselves s t
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _TERM = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 64
 
@@ -62,7 +64,7 @@ def keyword_search(tx: Tx, question: str, limit: int, filters: SearchFilters | N
         if not expression:
             return []
         query_ts = func.to_tsquery(literal_column("'english'::regconfig"), expression)
-        vector_col = literal_column(f"{t.qualified(c)}.content_tsv")
+        vector_col: Any = literal_column(f"{t.qualified(c)}.content_tsv")
         score = func.ts_rank(vector_col, query_ts, 1)
         statement = (
             select(c.c.chunk_id, score.label("score"))
@@ -72,7 +74,7 @@ def keyword_search(tx: Tx, question: str, limit: int, filters: SearchFilters | N
             .limit(limit)
         )
         return [(row.chunk_id, float(row.score)) for row in tx.execute(statement)]
-    bm25 = literal_column("bm25(vector_chunk_fts)")
+    bm25: Any = literal_column("bm25(vector_chunk_fts)")
     statement = (
         select(_FTS_KEY.c.chunk_id, bm25.label("score"))
         .select_from(

@@ -33,9 +33,7 @@ class PgVectorIndex:
         e = self.db.t.embedding
         with self.db.read() as tx:
             return int(
-                tx.execute(
-                    select(func.count()).where(e.c.embedding_space_id == self.embedding_space_id)
-                ).scalar_one()
+                tx.execute(select(func.count()).where(e.c.embedding_space_id == self.embedding_space_id)).scalar_one()
             )
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:

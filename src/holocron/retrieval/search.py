@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,7 +149,7 @@ class Searcher:
             with self.db.read() as tx:
                 rows = get_chunks(tx, [c.chunk_id for c in candidates])
             candidates = [c for c in candidates if c.chunk_id in rows]
-            kept = cap_per_group(candidates, lambda c: rows[c.chunk_id]["source_id"], max_per_source)
+            kept = cap_per_group(candidates, _source_of(rows), max_per_source)
             if len(kept) >= k or exhausted or pool >= MAX_POOL:
                 break
             pool = min(pool * 4, MAX_POOL)
@@ -260,15 +260,17 @@ class Searcher:
         with self.db.read() as tx:
             rows = tx.execute(
                 select(e.c.embedding_id)
-                .select_from(
-                    e.join(c, c.c.chunk_id == e.c.chunk_id).join(reg, reg.c.source_id == c.c.source_id)
-                )
+                .select_from(e.join(c, c.c.chunk_id == e.c.chunk_id).join(reg, reg.c.source_id == c.c.source_id))
                 .where(
                     e.c.embedding_space_id == self.space.embedding_space_id,
                     filters.condition(t, tx.dialect),
                 )
             ).scalars()
             return {int(value) for value in rows}
+
+
+def _source_of(rows: dict[str, dict[str, Any]]) -> Callable[[_Candidate], str]:
+    return lambda candidate: str(rows[candidate.chunk_id]["source_id"])
 
 
 def _ms(since: float) -> float:

@@ -246,9 +246,7 @@ class SpaceIndex:
 
     def _log_max(self, tx: Tx) -> int:
         value = tx.execute(
-            select(func.max(EMBEDDING_LOG.c.seq)).where(
-                EMBEDDING_LOG.c.embedding_space_id == self.embedding_space_id
-            )
+            select(func.max(EMBEDDING_LOG.c.seq)).where(EMBEDDING_LOG.c.embedding_space_id == self.embedding_space_id)
         ).scalar()
         return int(value or 0)
 
@@ -355,7 +353,7 @@ class SpaceIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         self._index.save(tmp)
-        os.replace(tmp, path)
+        tmp.replace(path)
         meta = {
             "format": SIDECAR_FORMAT,
             "library": LIBRARY,
@@ -368,7 +366,7 @@ class SpaceIndex:
         }
         tmp_meta = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp_meta.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        os.replace(tmp_meta, sidecar)
+        tmp_meta.replace(sidecar)
         self._unsaved = 0
         return True
 

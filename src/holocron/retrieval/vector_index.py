@@ -48,50 +48,76 @@ def top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
 
 
 class ExactVectorIndex:
-    """Brute force over a contiguous float32 matrix: exact by construction."""
+    """Brute force over a contiguous float32 matrix: exact by construction.
+
+    Rows live in a buffer that grows by doubling; a removed row is filled by the last one, so adds and
+    removes cost O(changed rows), not a copy of the whole matrix.
+    """
 
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
         self._ids: Ids = np.zeros(0, dtype=np.int64)
         self._matrix: Matrix = np.zeros((0, dimensions), dtype=np.float32)
+        self._size = 0
         self._position: dict[int, int] = {}
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._size
 
     @property
     def ids(self) -> Ids:
-        return self._ids
+        return self._ids[: self._size]
+
+    @property
+    def matrix(self) -> Matrix:
+        return self._matrix[: self._size]
+
+    def _reserve(self, extra: int) -> None:
+        needed = self._size + extra
+        if needed <= len(self._ids):
+            return
+        capacity = max(needed, 2 * len(self._ids), 1024)
+        ids = np.zeros(capacity, dtype=np.int64)
+        matrix = np.zeros((capacity, self.dimensions), dtype=np.float32)
+        ids[: self._size] = self._ids[: self._size]
+        matrix[: self._size] = self._matrix[: self._size]
+        self._ids, self._matrix = ids, matrix
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         keys = np.asarray(ids, dtype=np.int64).reshape(-1)
         matrix = np.asarray(vectors, dtype=np.float32).reshape(len(keys), self.dimensions)
-        if not len(keys):
-            return
-        self.remove(keys)
-        start = len(self._ids)
-        self._ids = np.concatenate([self._ids, keys])
-        self._matrix = np.vstack([self._matrix, matrix]) if start else matrix.copy()
-        self._position.update((int(key), start + i) for i, key in enumerate(keys))
+        self._reserve(len(keys))
+        for key, row in zip(keys.tolist(), matrix, strict=True):
+            position = self._position.get(key)
+            if position is None:
+                position = self._size
+                self._size += 1
+                self._position[key] = position
+                self._ids[position] = key
+            self._matrix[position] = row
 
     def remove(self, ids: npt.ArrayLike) -> None:
-        keys = [int(key) for key in np.asarray(ids, dtype=np.int64).reshape(-1) if int(key) in self._position]
-        if not keys:
-            return
-        keep = np.ones(len(self._ids), dtype=bool)
-        keep[[self._position[key] for key in keys]] = False
-        self._ids = self._ids[keep]
-        self._matrix = self._matrix[keep]
-        self._position = {int(key): i for i, key in enumerate(self._ids)}
+        for key in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
+            position = self._position.pop(key, None)
+            if position is None:
+                continue
+            last = self._size - 1
+            if position != last:
+                moved = int(self._ids[last])
+                self._ids[position] = moved
+                self._matrix[position] = self._matrix[last]
+                self._position[moved] = position
+            self._size = last
 
     def vectors_of(self, ids: Collection[int]) -> tuple[Ids, Matrix]:
-        positions = [self._position[key] for key in ids if key in self._position]
+        positions = [p for p in (self._position.get(int(key)) for key in ids) if p is not None]
+        positions.sort()
         return self._ids[positions], self._matrix[positions]
 
     def search(self, query: npt.ArrayLike, k: int, allowed: Collection[int] | None = None) -> Ranked:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if allowed is None:
-            ids, matrix = self._ids, self._matrix
+            ids, matrix = self.ids, self.matrix
         else:
             ids, matrix = self.vectors_of(allowed)
         if not len(ids) or k <= 0:
@@ -144,7 +170,7 @@ class UsearchVectorIndex:
         )
 
     def __len__(self) -> int:
-        return int(len(self._index))
+        return len(self._index)
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         keys = np.asarray(ids, dtype=np.uint64).reshape(-1)
@@ -221,5 +247,5 @@ class UsearchVectorIndex:
         index._index.load(str(path))
         if index._index.ndim != dimensions:
             raise ValueError(f"{path}: {index._index.ndim} dimensions, expected {dimensions}")
-        index._index.expansion_search = index.params.expansion_search
+        index._index.expansion_search = index.params.expansion_search  # type: ignore[misc]
         return index

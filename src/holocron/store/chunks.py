@@ -11,6 +11,8 @@ from sqlalchemy import delete, func, select
 from holocron.store.database import Tx, insert_ignoring_conflicts
 from holocron.store.types import utcnow
 
+_ID_BATCH = 500
+
 
 @dataclass(frozen=True)
 class ChunkRow:
@@ -27,43 +29,45 @@ class ChunkRow:
     policy_json: dict[str, Any]
 
 
-def replace_source_chunks(tx: Tx, source_id: str, chunks: Sequence[ChunkRow], run_id: str | None) -> int:
-    """Make the source's chunks exactly ``chunks``: keep identical ones, add new ones, drop stale ones.
+def replace_chunks(tx: Tx, chunks_by_source: dict[str, Sequence[ChunkRow]], run_id: str | None) -> int:
+    """Make each source's chunks exactly the given ones: keep identical ones, add new, drop stale.
 
-    Stale chunks take their embeddings with them (ON DELETE CASCADE); returns how many were inserted.
+    A few statements per batch of sources, whatever its size. Stale chunks take their embeddings with them
+    (ON DELETE CASCADE). Returns how many chunks were inserted.
     """
-    table = tx.t.chunk
-    keep = [c.chunk_id for c in chunks]
-    stale = delete(table).where(table.c.source_id == source_id)
-    if keep:
-        stale = stale.where(table.c.chunk_id.not_in(keep))
-    tx.execute(stale)
-    if not chunks:
+    if not chunks_by_source:
         return 0
+    table = tx.t.chunk
+    wanted = {c.chunk_id for rows in chunks_by_source.values() for c in rows}
+    existing = tx.execute(select(table.c.chunk_id).where(table.c.source_id.in_(list(chunks_by_source)))).scalars()
+    stale = [chunk_id for chunk_id in existing if chunk_id not in wanted]
+    for start in range(0, len(stale), _ID_BATCH):
+        tx.execute(delete(table).where(table.c.chunk_id.in_(stale[start : start + _ID_BATCH])))
     now = utcnow()
-    inserted = tx.execute(
-        insert_ignoring_conflicts(tx, table, ["chunk_id"]).returning(table.c.chunk_id),
-        [
-            {
-                "chunk_id": c.chunk_id,
-                "source_id": c.source_id,
-                "source_type": c.source_type,
-                "source_ref_json": c.source_ref,
-                "chunk_index": c.chunk_index,
-                "start_offset": c.start_offset,
-                "end_offset": c.end_offset,
-                "content": c.content,
-                "content_sha256": c.content_sha256,
-                "byte_count": len(c.content.encode("utf-8")),
-                "policy_version": c.policy_version,
-                "policy_json": c.policy_json,
-                "run_id": run_id,
-                "created_utc": now,
-            }
-            for c in chunks
-        ],
-    )
-    return len(inserted.all())
+    rows = [
+        {
+            "chunk_id": c.chunk_id,
+            "source_id": c.source_id,
+            "source_type": c.source_type,
+            "source_ref_json": c.source_ref,
+            "chunk_index": c.chunk_index,
+            "start_offset": c.start_offset,
+            "end_offset": c.end_offset,
+            "content": c.content,
+            "content_sha256": c.content_sha256,
+            "byte_count": len(c.content.encode("utf-8")),
+            "policy_version": c.policy_version,
+            "policy_json": c.policy_json,
+            "run_id": run_id,
+            "created_utc": now,
+        }
+        for source_rows in chunks_by_source.values()
+        for c in source_rows
+    ]
+    if not rows:
+        return 0
+    statement = insert_ignoring_conflicts(tx, table, ["chunk_id"]).returning(table.c.chunk_id)
+    return len(tx.execute(statement, rows).all())
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from holocron.store.database import Tx, insert_ignoring_conflicts
+from holocron.store.pg_hnsw import ensure_space_index_for
 from holocron.store.types import utcnow
 from holocron.vectors import Matrix, vector_sha256
 
@@ -27,6 +28,8 @@ def insert_embeddings(
         raise ValueError(f"{len(items)} chunks but {len(vectors)} vectors")
     if not items:
         return 0
+    if tx.dialect == "postgresql":  # the space's HNSW index exists before its first vectors are written
+        ensure_space_index_for(tx, embedding_space_id)
     now = utcnow()
     table = tx.t.embedding
     rows = []

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import bindparam, func, or_, select, tuple_, update
 
 from holocron.hashing import source_id_for
 from holocron.store.database import Database, Tx, insert_ignoring_conflicts
@@ -79,13 +79,9 @@ def register_records(db: Database, records: Sequence[RawRecord]) -> RegisterResu
     with db.write() as tx:
         reg, raw = tx.t.source_registry, tx.t.ingest_records
         ids = [record.source_id for record in records]
-        known = dict(
-            tx.execute(select(reg.c.source_id, reg.c.content_sha256).where(reg.c.source_id.in_(ids))).all()
-        )
+        known = dict(tx.execute(select(reg.c.source_id, reg.c.content_sha256).where(reg.c.source_id.in_(ids))).all())
         fresh = [r for r in records if known.get(r.source_id, "") != r.content_sha256]
-        result.unchanged.extend(
-            r.source_id for r in records if known.get(r.source_id, "") == r.content_sha256
-        )
+        result.unchanged.extend(r.source_id for r in records if known.get(r.source_id, "") == r.content_sha256)
         if not fresh:
             return result
         tx.execute(
@@ -225,47 +221,67 @@ def load_payloads(tx: Tx, source_ids: Sequence[str]) -> list[SourcePayload]:
     ]
 
 
-def mark_indexed(
-    tx: Tx,
-    source_id: str,
-    *,
-    title: str | None,
-    content_sha256: str,
-    policy_version: str,
-    chunk_count: int,
-    chunks_dropped: int,
-    source_date_utc: datetime | None = None,
-) -> None:
+@dataclass(frozen=True)
+class IndexedSource:
+    """What chunking learned about a source, written back to its registry row."""
+
+    source_id: str
+    title: str | None
+    content_sha256: str
+    policy_version: str
+    chunk_count: int
+    chunks_dropped: int
+    source_date_utc: datetime | None = None
+
+
+def mark_indexed(tx: Tx, sources: Sequence[IndexedSource]) -> None:
+    """One executemany for a whole batch of sources."""
+    if not sources:
+        return
     reg = tx.t.source_registry
     now = utcnow()
-    values: dict[str, Any] = {
-        "status": "indexed",
-        "error": None,
-        "title": title,
-        "indexed_content_sha256": content_sha256,
-        "chunk_policy_version": policy_version,
-        "chunk_count": chunk_count,
-        "chunks_dropped": chunks_dropped,
-        "last_indexed_utc": now,
-        "updated_utc": now,
-    }
-    if source_date_utc is not None:
-        values["source_date_utc"] = source_date_utc
-    tx.execute(update(reg).where(reg.c.source_id == source_id).values(**values))
+    statement = (
+        update(reg)
+        .where(reg.c.source_id == bindparam("b_source_id"))
+        .values(
+            status="indexed",
+            error=None,
+            title=bindparam("b_title"),
+            indexed_content_sha256=bindparam("b_sha"),
+            chunk_policy_version=bindparam("b_policy"),
+            chunk_count=bindparam("b_count"),
+            chunks_dropped=bindparam("b_dropped"),
+            source_date_utc=func.coalesce(bindparam("b_date", type_=reg.c.source_date_utc.type), reg.c.source_date_utc),
+            last_indexed_utc=bindparam("b_now", type_=reg.c.last_indexed_utc.type),
+            updated_utc=bindparam("b_now", type_=reg.c.updated_utc.type),
+        )
+    )
+    tx.execute(
+        statement,
+        [
+            {
+                "b_source_id": s.source_id,
+                "b_title": s.title,
+                "b_sha": s.content_sha256,
+                "b_policy": s.policy_version,
+                "b_count": s.chunk_count,
+                "b_dropped": s.chunks_dropped,
+                "b_date": s.source_date_utc,
+                "b_now": now,
+            }
+            for s in sources
+        ],
+    )
 
 
 def mark_error(tx: Tx, source_id: str, reason: str) -> None:
     reg = tx.t.source_registry
     tx.execute(
-        update(reg)
-        .where(reg.c.source_id == source_id)
-        .values(status="error", error=reason, updated_utc=utcnow())
+        update(reg).where(reg.c.source_id == source_id).values(status="error", error=reason, updated_utc=utcnow())
     )
 
 
-def list_sources(
-    tx: Tx, *, status: str | None = None, limit: int = 100, offset: int = 0
-) -> list[dict[str, Any]]:
+def list_sources(tx: Tx, *, status: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     reg = tx.t.source_registry
     query = select(reg).order_by(reg.c.source_id).limit(limit).offset(offset)
     if status:
@@ -275,6 +291,4 @@ def list_sources(
 
 def source_counts(tx: Tx) -> dict[str, int]:
     reg = tx.t.source_registry
-    return {
-        row[0]: int(row[1]) for row in tx.execute(select(reg.c.status, func.count()).group_by(reg.c.status))
-    }
+    return {row[0]: int(row[1]) for row in tx.execute(select(reg.c.status, func.count()).group_by(reg.c.status))}

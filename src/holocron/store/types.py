@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, DateTime, LargeBinary
+from sqlalchemy import JSON, DateTime, Float, LargeBinary
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.operators import OperatorType, custom_op
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from holocron.vectors import decode_vector, encode_vector
@@ -44,11 +45,25 @@ def _pg_vector_type() -> TypeEngine[Any]:
     return _PgVector()
 
 
+# pgvector's distance operators: L2, negative inner product, cosine, L1.
+DISTANCE_OPERATORS = frozenset({"<->", "<#>", "<=>", "<+>"})
+
+
 class VectorType(TypeDecorator[np.ndarray]):
     """A dense float32 vector of any dimension (the space row says which)."""
 
     impl = LargeBinary
     cache_ok = True
+
+    class comparator_factory(TypeDecorator.Comparator[np.ndarray]):  # noqa: N801 - SQLAlchemy's name
+        """``vector.op("<=>")(query)`` is a float distance, not another vector (SQLAlchemy's default for ops)."""
+
+        def _adapt_expression(
+            self, op: OperatorType, other_comparator: TypeEngine.Comparator[Any]
+        ) -> tuple[OperatorType, TypeEngine[Any]]:
+            if isinstance(op, custom_op) and op.opstring in DISTANCE_OPERATORS:
+                return op, Float()
+            return super()._adapt_expression(op, other_comparator)
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
@@ -70,7 +85,7 @@ class VectorType(TypeDecorator[np.ndarray]):
         if dialect.name == "postgresql":
             from pgvector import Vector
 
-            # A str only on a connection without the adapters (a raw cursor, say): pgvector's text form.
+            # A str only from a connection without pgvector's adapters: the extension's text form.
             vector = Vector.from_text(value) if isinstance(value, str) else value
             return vector.to_numpy()
         return decode_vector(value)

@@ -1,0 +1,279 @@
+"""Queue throughput and the cost of indexing through the queue instead of in one process.
+
+Run by hand (the second part loads the real model and takes a few minutes):
+
+    .venv/bin/python bench/queue.py                  # both parts
+    .venv/bin/python bench/queue.py --skip-e2e       # only the no-op throughput
+    .venv/bin/python bench/queue.py --jobs 4000 --repeats 5
+
+Part 1, no-op jobs: N jobs are queued in a fresh SQLite file, then 1, 2 and 4 worker processes (each a full
+`Worker`: claim, a `vector.run` row, complete, with heartbeats running) drain it with a handler that does
+nothing. The processes import and connect first and start together, so the rate counts queue work only.
+Target: at least 200 jobs/s with one worker.
+
+Part 2, end to end on the sample corpus (`examples/corpus`), same chunks and same model: `ingest` + `index`
+in one process against `ingest --enqueue` + a worker draining the queue (one CHUNK_SOURCE job, then
+EMBED_CHUNKS jobs of `embed_batch_size` chunks), each in a fresh home, alternated and repeated; the medians
+are compared. Both paths share one warmed model in this process, so the difference is the queue's own cost.
+Then once more as a user runs it, each path in fresh processes: `holocron ingest --no-enqueue` + `holocron
+index` against `holocron ingest` + `holocron worker --once`. Target: the queue path within 1.05x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "corpus"
+HOLOCRON = [str(Path(sys.executable).parent / "holocron")]
+
+
+# --- part 1: no-op throughput ----------------------------------------------------------------------------------
+
+
+def _noop(_ctx: Any, _payload: Any) -> Mapping[str, Any]:
+    return {}
+
+
+def _fake_space(db: Any) -> int:
+    from holocron.embedding.base import ModelIdentity
+    from holocron.store.spaces import get_or_create_space
+
+    identity = ModelIdentity("bench", "noop", "bench", "sha256:bench", 4, None, True)
+    space, _ = get_or_create_space(db, identity)
+    return space.embedding_space_id
+
+
+def noop_child(url: str, home: str, worker_id: str, go_file: str) -> None:
+    """One worker process: get ready, wait for the common start, drain the queue with no-op handlers."""
+    from holocron.config import Settings
+    from holocron.jobs import JobType, Worker, WorkerOptions
+    from holocron.service import Holocron
+
+    with Holocron(Settings(database_url=url, home=Path(home))) as holo:  # type: ignore[call-arg]
+        space_id = _fake_space(holo.db)
+        options = WorkerOptions(worker_id=worker_id, spaces=[space_id], drain=True, min_idle_seconds=0.01)
+        worker = Worker(holo, options, handlers=dict.fromkeys(JobType, _noop))
+        print("ready", flush=True)
+        while not Path(go_file).exists():
+            time.sleep(0.005)
+        report = worker.run()
+    print(f"done {report.succeeded}", flush=True)
+
+
+def noop_throughput(processes: int, jobs: int) -> dict[str, float]:
+    from sqlalchemy import func, select
+
+    from holocron.jobs import JobQueue, JobType, NewJob
+    from holocron.store.database import Database
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/queue.db"
+        db = Database(url)
+        db.upgrade()
+        space_id = _fake_space(db)
+        queue = JobQueue(db)
+        for start in range(0, jobs, 500):
+            queue.enqueue_many(
+                [
+                    NewJob(JobType.RETRIEVE_TEST, {"space_id": space_id, "queries": [f"query {i}"]})
+                    for i in range(start, min(jobs, start + 500))
+                ]
+            )
+        go = Path(tmp) / "go"
+        children = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--noop-child", url, tmp, f"bench-{i}", str(go)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(processes)
+        ]
+        for child in children:
+            assert child.stdout is not None
+            line = child.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"worker did not start: {line!r}")
+        started = time.perf_counter()
+        go.touch()
+        done = 0
+        for child in children:
+            out, _ = child.communicate(timeout=600)
+            done += int(out.strip().split()[-1])
+        wall = time.perf_counter() - started
+        with db.read() as tx:
+            j = tx.t.job
+            first, last, succeeded = tx.execute(
+                select(func.min(j.c.locked_utc), func.max(j.c.completed_utc), func.count()).where(
+                    j.c.status == "SUCCEEDED"
+                )
+            ).one()
+            runs = tx.execute(select(func.count()).select_from(tx.t.run)).scalar_one()
+        db.dispose()
+    span = (_dt(last) - _dt(first)).total_seconds()
+    if succeeded != jobs or done != jobs or runs != jobs:
+        raise RuntimeError(f"expected {jobs} jobs and runs, got {succeeded} succeeded, {done} reported, {runs} runs")
+    return {"processes": processes, "jobs": jobs, "wall_s": wall, "per_s": jobs / wall, "span_per_s": jobs / span}
+
+
+def _dt(value: Any) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+# --- part 2: end to end ----------------------------------------------------------------------------------------
+
+
+def _chunks_and_embeddings(holo: Any) -> tuple[list[str], int]:
+    from sqlalchemy import func, select
+
+    with holo.db.read() as tx:
+        chunk_ids = sorted(tx.execute(select(tx.t.chunk.c.chunk_id)).scalars())
+        embeddings = int(tx.execute(select(func.count()).select_from(tx.t.embedding)).scalar_one())
+    return chunk_ids, embeddings
+
+
+def e2e_in_process(provider: Any, path: str, batch: int) -> dict[str, Any]:
+    from holocron.config import Settings
+    from holocron.jobs import Worker, WorkerOptions
+    from holocron.service import Holocron
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings(home=Path(home), embed_batch_size=batch)  # type: ignore[call-arg]
+        with Holocron(settings, provider=provider) as holo:
+            _ = holo.space  # resolved before timing, as in bench/index.py
+            calls = provider.stats.calls
+            started = time.perf_counter()
+            if path == "index":
+                holo.ingest([SAMPLE])
+                holo.index()
+            else:
+                holo.ingest([SAMPLE], enqueue=True)
+                report = Worker(holo, WorkerOptions(worker_id="bench", drain=True, handle_signals=False)).run()
+                if report.succeeded != report.claimed:
+                    raise RuntimeError(f"queue path: {report}")
+            seconds = time.perf_counter() - started
+            chunk_ids, embeddings = _chunks_and_embeddings(holo)
+    return {"seconds": seconds, "chunks": chunk_ids, "embeddings": embeddings, "calls": provider.stats.calls - calls}
+
+
+def _cli(home: str, *args: str) -> None:
+    subprocess.run([*HOLOCRON, "--home", home, *args], check=True, capture_output=True, text=True)
+
+
+def e2e_cli(path: str, batch: int) -> dict[str, Any]:
+    from holocron.config import Settings
+    from holocron.service import Holocron
+
+    env_batch = os.environ.get("HOLOCRON_EMBED_BATCH_SIZE")
+    os.environ["HOLOCRON_EMBED_BATCH_SIZE"] = str(batch)
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            started = time.perf_counter()
+            if path == "index":
+                _cli(home, "ingest", "--no-enqueue", str(SAMPLE))
+                _cli(home, "index")
+            else:
+                _cli(home, "ingest", str(SAMPLE))
+                _cli(home, "worker", "--once")
+            seconds = time.perf_counter() - started
+            with Holocron(Settings(home=Path(home))) as holo:  # type: ignore[call-arg]
+                chunk_ids, embeddings = _chunks_and_embeddings(holo)
+    finally:
+        if env_batch is None:
+            os.environ.pop("HOLOCRON_EMBED_BATCH_SIZE", None)
+        else:
+            os.environ["HOLOCRON_EMBED_BATCH_SIZE"] = env_batch
+    return {"seconds": seconds, "chunks": chunk_ids, "embeddings": embeddings}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=2000, help="no-op jobs per throughput run")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs per path (median reported)")
+    parser.add_argument("--batch", type=int, default=64, help="embed_batch_size for both paths")
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--skip-cli", action="store_true", help="skip the fresh-process end-to-end comparison")
+    parser.add_argument("--noop-child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.noop_child:
+        noop_child(*args.noop_child)
+        return
+
+    import sqlite3
+
+    print(f"SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
+    print("no-op jobs on SQLite (claim + run row + complete per job)")
+    header = f"{'workers':>7} {'jobs':>6} {'wall s':>7} {'jobs/s':>8} {'first claim to last completion, jobs/s':>40}"
+    print(header)
+    print("-" * len(header))
+    rates = {}
+    for n in args.workers:
+        r = noop_throughput(n, args.jobs)
+        rates[n] = r["per_s"]
+        print(f"{n:>7} {r['jobs']:>6} {r['wall_s']:>7.2f} {r['per_s']:>8.1f} {r['span_per_s']:>40.1f}")
+    if 1 in rates:
+        verdict = "met" if rates[1] >= 200 else "MISSED"
+        print(f"target >= 200 jobs/s with one worker: {rates[1]:.0f} ({verdict})")
+    if args.skip_e2e:
+        return
+
+    from holocron.embedding.local import LocalProvider
+
+    provider = LocalProvider(batch_size=args.batch)
+    provider.identity()
+    provider.embed(["warm up the model"] * 8)
+    runs: dict[str, list[dict[str, Any]]] = {"index": [], "queue": []}
+    for _ in range(args.repeats):
+        for path in ("index", "queue"):
+            runs[path].append(e2e_in_process(provider, path, args.batch))
+    index_runs, queue_runs = runs["index"], runs["queue"]
+    same_chunks = all(r["chunks"] == index_runs[0]["chunks"] for r in index_runs + queue_runs)
+    same_embeddings = {r["embeddings"] for r in index_runs + queue_runs} == {len(index_runs[0]["chunks"])}
+    index_s = statistics.median(r["seconds"] for r in index_runs)
+    queue_s = statistics.median(r["seconds"] for r in queue_runs)
+    print(
+        f"\nend to end, sample corpus ({len(index_runs[0]['chunks'])} chunks, batch {args.batch}), one process, "
+        f"median of {args.repeats}"
+    )
+    header = f"{'path':44} {'seconds':>8} {'model calls':>11} {'all runs, s':>24}"
+    print(header)
+    print("-" * len(header))
+    for label, rows, median in (
+        ("ingest + index (single process)", index_runs, index_s),
+        ("ingest --enqueue + worker --once (queue)", queue_runs, queue_s),
+    ):
+        each = ", ".join(f"{r['seconds']:.2f}" for r in rows)
+        print(f"{label:44} {median:>8.2f} {rows[0]['calls']:>11} {each:>24}")
+    ratio = queue_s / index_s
+    print(
+        f"same chunks: {same_chunks}; one embedding per chunk: {same_embeddings}; "
+        f"queue / single-process = {ratio:.3f} (target <= 1.05: {'met' if ratio <= 1.05 else 'MISSED'})"
+    )
+    if args.skip_cli:
+        return
+    cli_index = e2e_cli("index", args.batch)
+    cli_queue = e2e_cli("queue", args.batch)
+    print("\nend to end as a user runs it, fresh processes (each loads the model once)")
+    print(f"{'holocron ingest --no-enqueue; holocron index':44} {cli_index['seconds']:>8.2f}")
+    print(f"{'holocron ingest; holocron worker --once':44} {cli_queue['seconds']:>8.2f}")
+    cli_ratio = cli_queue["seconds"] / cli_index["seconds"]
+    print(
+        f"same chunks: {cli_index['chunks'] == cli_queue['chunks'] == index_runs[0]['chunks']}; "
+        f"queue / single-process = {cli_ratio:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

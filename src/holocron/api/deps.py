@@ -1,0 +1,58 @@
+"""Shared dependencies of the routers: the opened library, the queue, pagination."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPBearer
+from prometheus_client import CollectorRegistry
+
+from holocron.api.auth import Auth
+from holocron.api.models import DEFAULT_LIMIT, MAX_LIMIT
+from holocron.jobs.queue import JobQueue
+from holocron.service import Holocron
+
+# Declared so that OpenAPI shows the bearer scheme; the middleware in auth.py does the enforcing.
+bearer = HTTPBearer(auto_error=False, description="HOLOCRON_API_TOKEN; required when bound beyond loopback.")
+
+
+@dataclass
+class ServerState:
+    """What every request shares: one library per process, with a lock around the model."""
+
+    holocron: Holocron
+    auth: Auth
+    registry: CollectorRegistry
+    owns_holocron: bool = False
+    model_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def queue(self) -> JobQueue:
+        return JobQueue(self.holocron.db)
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.holocron_server
+    return state
+
+
+State = Annotated[ServerState, Depends(server_state)]
+
+
+@dataclass(frozen=True)
+class Paging:
+    limit: int
+    offset: int
+
+
+def paging(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+) -> Paging:
+    return Paging(limit, offset)
+
+
+PageParams = Annotated[Paging, Depends(paging)]

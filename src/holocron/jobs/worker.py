@@ -1,0 +1,415 @@
+"""The worker: claim a job, run it under a heartbeat, record the run, complete or fail it; repeat.
+
+Design choices, and why:
+
+- **Concurrency is threads in one process** (``concurrency=N``). The expensive step of every job is the model
+  call, which either runs in native code that releases the GIL (torch, itself multi-threaded) or waits on HTTP
+  (Ollama, OpenAI-compatible servers); threads overlap those, share one loaded model and one connection pool.
+  Processes would load one model copy each. For CPU-bound parallelism on several cores, or for isolation, run
+  several ``holocron worker`` processes: the queue is built for that (atomic claims, leases).
+- **One heartbeat thread per worker** extends the lease of every job it is running, every third of the lease,
+  and publishes their progress. When a heartbeat finds the job gone (reclaimed or cancelled) the handler is
+  interrupted at its next checkpoint and its result is never written.
+- **Stopping is graceful.** SIGINT or SIGTERM stops claiming; a running job is interrupted at its next
+  checkpoint (between batches: what it wrote is kept, every handler is idempotent) and released back to the
+  queue without spending an attempt; a job with no checkpoint left finishes. Nothing is left in RUNNING.
+- **Idle workers back off** from ``min_idle_seconds`` doubling to ``poll_seconds`` (default 1 s) while the
+  queue is empty, and try again at once after every job, so new work is picked up within a poll interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from holocron.jobs.models import InvalidPayloadError, Job, JobStatus, JobType, PermanentJobError
+from holocron.jobs.queue import JobQueue, validate_payload
+from holocron.jobs.registry import Handler, JobContext, JobInterruptedError, JobRegistry, default_registry
+from holocron.store.runs import finish_run, start_run
+from holocron.store.spaces import EmbeddingSpace, get_space
+
+if TYPE_CHECKING:
+    from holocron.service import Holocron
+
+log = logging.getLogger("holocron.jobs.worker")
+
+
+def default_worker_id() -> str:
+    """``host:pid:random``: unique per process, readable in ``jobs list``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:4]}"
+
+
+@dataclass
+class WorkerOptions:
+    worker_id: str = field(default_factory=default_worker_id)
+    types: Sequence[JobType] | None = None
+    """Job types to run; None: all registered types."""
+    spaces: Sequence[int] | None = None
+    """Embedding spaces served; None: the space of the configured model."""
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float | None = None
+    """Default: a third of the lease."""
+    poll_seconds: float = 1.0
+    min_idle_seconds: float = 0.05
+    concurrency: int = 1
+    drain: bool = False
+    """Exit once nothing is ready (``--once``) instead of waiting for more (``--loop``)."""
+    max_jobs: int | None = None
+    handle_signals: bool = True
+
+
+@dataclass
+class WorkerReport:
+    worker_id: str
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    deadlettered: int = 0
+    released: int = 0
+    lost: int = 0
+    seconds: float = 0.0
+    stop_reason: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, counter: str) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("_lock", None)
+        return data
+
+
+class _Heartbeater:
+    """One thread that keeps the leases of all running jobs of this worker alive."""
+
+    def __init__(self, queue: JobQueue, lease_seconds: float, interval: float) -> None:
+        self.queue = queue
+        self.lease_seconds = lease_seconds
+        self.interval = interval
+        self._active: dict[int, tuple[str, JobContext, int]] = {}
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="holocron-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    def add(self, worker_id: str, ctx: JobContext) -> None:
+        with self._lock:
+            self._active[ctx.job.job_id] = (worker_id, ctx, 0)
+
+    def remove(self, ctx: JobContext) -> None:
+        with self._lock:
+            self._active.pop(ctx.job.job_id, None)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            self.beat()
+
+    def beat(self) -> None:
+        with self._lock:
+            active = list(self._active.items())
+        for job_id, (worker_id, ctx, sent) in active:
+            version, progress = ctx.progress_snapshot()
+            try:
+                alive = self.queue.heartbeat(
+                    job_id,
+                    worker_id,
+                    lease_seconds=self.lease_seconds,
+                    progress=progress if version != sent else None,
+                )
+            except Exception:  # a busy or unreachable database: try again next beat, the lease has slack
+                log.warning("heartbeat for job %s failed", job_id, exc_info=True)
+                continue
+            if not alive:
+                log.warning("job %s: lease lost (reclaimed or cancelled); stopping it", job_id)
+                ctx.lease_lost = True
+            with self._lock:
+                if job_id in self._active:
+                    self._active[job_id] = (worker_id, ctx, version)
+
+
+class Worker:
+    """Runs jobs from the queue until stopped (or, with ``drain``, until nothing is ready).
+
+    ``handlers`` replaces the handlers of some job types (benchmarks and tests run no-op jobs this way); the
+    payload schemas stay the real ones.
+    """
+
+    def __init__(
+        self,
+        holo: Holocron,
+        options: WorkerOptions | None = None,
+        *,
+        handlers: Mapping[JobType, Handler] | None = None,
+        registry: JobRegistry | None = None,
+        queue: JobQueue | None = None,
+    ) -> None:
+        self.holo = holo
+        self.options = options or WorkerOptions()
+        if self.options.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.options.lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        base = registry or default_registry()
+        self.registry = base.with_handlers(handlers) if handlers else base
+        self.queue = queue or JobQueue(holo.db)
+        self.report = WorkerReport(self.options.worker_id)
+        self._stop = threading.Event()
+        self._stop_reason: str | None = None
+        self._lock = threading.Lock()
+        self._busy = 0  # slots claiming or running a job (drain mode exits when none is)
+        self._drained = False
+        self._reserved = 0  # claims started, for max_jobs
+        self._spaces: dict[int, EmbeddingSpace] = {}
+
+    # -- control ----------------------------------------------------------------------------------------------
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Stop claiming; running jobs stop at their next checkpoint and are released. Safe from any thread."""
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _stop_requested(self) -> str | None:
+        return self._stop_reason if self._stop.is_set() else None
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
+            if self.stopping:
+                log.warning("%s again: already stopping (the current job is released at its next checkpoint)", name)
+            else:
+                log.warning("%s: stopping after releasing or finishing the current job", name)
+            self.stop(f"worker received {name}")
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+
+    def run(self) -> WorkerReport:
+        started = time.perf_counter()
+        opts = self.options
+        types = list(opts.types) if opts.types is not None else self.registry.types()
+        unknown = [t for t in types if t not in self.registry]
+        if unknown:
+            raise ValueError(f"no handler for {', '.join(unknown)}")
+        spaces = list(opts.spaces) if opts.spaces is not None else [self.holo.space.embedding_space_id]
+        interval = opts.heartbeat_seconds or opts.lease_seconds / 3
+        heartbeater = _Heartbeater(self.queue, opts.lease_seconds, interval)
+        heartbeater.start()
+        log.info(
+            "worker %s: types %s, spaces %s, lease %.0fs, concurrency %d",
+            opts.worker_id,
+            ",".join(types),
+            spaces,
+            opts.lease_seconds,
+            opts.concurrency,
+        )
+        try:
+            with self._signals():
+                if opts.concurrency == 1:
+                    self._slot(opts.worker_id, types, spaces, heartbeater)
+                else:
+                    threads = [
+                        threading.Thread(
+                            target=self._slot,
+                            args=(f"{opts.worker_id}/{i}", types, spaces, heartbeater),
+                            name=f"holocron-worker-{i}",
+                            daemon=True,
+                        )
+                        for i in range(opts.concurrency)
+                    ]
+                    for thread in threads:
+                        thread.start()
+                    for thread in threads:
+                        while thread.is_alive():
+                            thread.join(timeout=0.5)  # short joins keep the main thread free for signals
+        finally:
+            heartbeater.close()
+        self.report.seconds = time.perf_counter() - started
+        self.report.stop_reason = self._stop_reason or ("drained" if opts.drain else None)
+        return self.report
+
+    def _slot(self, worker_id: str, types: list[JobType], spaces: list[int], heartbeater: _Heartbeater) -> None:
+        opts = self.options
+        idle = opts.min_idle_seconds
+        while not self.stopping:
+            with self._lock:
+                if self._drained:
+                    return
+                if opts.max_jobs is not None and self._reserved >= opts.max_jobs:
+                    return
+                self._reserved += 1
+                self._busy += 1
+            try:
+                job = self.queue.claim(worker_id, lease_seconds=opts.lease_seconds, types=types, spaces=spaces)
+            except Exception:
+                log.warning("claim failed; retrying in %.1fs", opts.poll_seconds, exc_info=True)
+                job = None
+                self._stop.wait(opts.poll_seconds)
+            if job is None:
+                with self._lock:
+                    self._reserved -= 1
+                    self._busy -= 1
+                    if opts.drain and self._busy == 0:
+                        self._drained = True
+                        return
+                self._stop.wait(idle)
+                idle = min(idle * 2, opts.poll_seconds)
+                continue
+            idle = opts.min_idle_seconds
+            self.report.add("claimed")
+            try:
+                self._execute(job, worker_id, heartbeater)
+            except Exception:
+                # Recording the outcome failed (the database went away): the lease will expire and the job
+                # runs again elsewhere; this slot carries on.
+                log.exception("job %s: could not record its outcome", job.job_id)
+                self._stop.wait(opts.poll_seconds)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    def _space(self, space_id: int | None) -> EmbeddingSpace | None:
+        if space_id is None:
+            return None
+        if space_id not in self._spaces:
+            with self.holo.db.read() as tx:
+                found = get_space(tx, space_id)
+            if found is None:
+                return None
+            self._spaces[space_id] = found
+        return self._spaces[space_id]
+
+    def _execute(self, job: Job, worker_id: str, heartbeater: _Heartbeater) -> None:
+        started = time.perf_counter()
+        run_id = start_run(
+            self.holo.db,
+            job.job_type.value,
+            options={
+                "job_type": job.job_type.value,
+                "attempt": job.attempt_count,
+                "max_attempts": job.max_attempts,
+                "priority": job.priority,
+                "lease_seconds": self.options.lease_seconds,
+                "input": job.input,
+            },
+            space=self._space(job.embedding_space_id),
+            job_id=job.job_id,
+            worker_id=worker_id,
+        )
+        ctx = JobContext(
+            holo=self.holo,
+            queue=self.queue,
+            job=job,
+            run_id=run_id,
+            worker_id=worker_id,
+            stop_requested=self._stop_requested,
+            _spaces=self._spaces,
+        )
+        wait = (job.locked_utc - job.available_utc).total_seconds() if job.locked_utc else None
+
+        def metrics(**more: Any) -> dict[str, Any]:
+            return {
+                **ctx.metrics,
+                "job_id": job.job_id,
+                "attempt": job.attempt_count,
+                "job_seconds": round(time.perf_counter() - started, 4),
+                "queue_wait_seconds": round(wait, 4) if wait is not None else None,
+                **more,
+            }
+
+        heartbeater.add(worker_id, ctx)
+        try:
+            payload = validate_payload(job.job_type, job.input)
+            result = dict(self.registry.spec(job.job_type).handler(ctx, payload))
+        except JobInterruptedError as exc:
+            heartbeater.remove(ctx)
+            finish_run(self.holo.db, run_id, metrics=metrics(interrupted=True), error=f"interrupted: {exc.reason}")
+            if exc.lease_lost or ctx.lease_lost:
+                self.report.add("lost")
+                log.warning("job %s %s abandoned: %s", job.job_id, job.job_type, exc.reason)
+            elif self.queue.release(job.job_id, worker_id):
+                self.report.add("released")
+                log.info("job %s %s released: %s", job.job_id, job.job_type, exc.reason)
+            else:
+                self.report.add("lost")
+            return
+        except Exception as exc:
+            heartbeater.remove(ctx)
+            message = f"{type(exc).__name__}: {exc}"
+            permanent = isinstance(exc, (PermanentJobError, InvalidPayloadError))
+            log.warning(
+                "job %s %s attempt %d failed: %s",
+                job.job_id,
+                job.job_type,
+                job.attempt_count,
+                message,
+                exc_info=not isinstance(exc, PermanentJobError),
+            )
+            finish_run(self.holo.db, run_id, metrics=metrics(), error=message)
+            outcome = self.queue.fail(job.job_id, worker_id, message, permanent=permanent)
+            if outcome is None:
+                self.report.add("lost")
+            elif outcome.status is JobStatus.DEADLETTER:
+                self.report.add("deadlettered")
+            else:
+                self.report.add("failed")
+            return
+        except BaseException:
+            # Not ours to swallow (an interpreter exit): give the job back first so it is not stuck in RUNNING.
+            heartbeater.remove(ctx)
+            finish_run(self.holo.db, run_id, metrics=metrics(interrupted=True), error="worker exiting")
+            self.queue.release(job.job_id, worker_id)
+            raise
+        heartbeater.remove(ctx)
+        # The run is finished before the job: a crash in between re-runs an idempotent job, never the reverse
+        # (a SUCCEEDED job whose run stays RUNNING forever).
+        finish_run(self.holo.db, run_id, metrics=metrics(), error=None)
+        if self.queue.succeed(job.job_id, worker_id, {**result, "run_id": run_id}):
+            self.report.add("succeeded")
+            log.info(
+                "job %s %s succeeded in %.2fs (run %s)", job.job_id, job.job_type, time.perf_counter() - started, run_id
+            )
+        else:
+            self.report.add("lost")
+            log.warning("job %s %s finished after losing its lease; its result was discarded", job.job_id, job.job_type)
+
+
+def run_worker(
+    holo: Holocron, options: WorkerOptions, *, handlers: Mapping[JobType, Handler] | None = None
+) -> WorkerReport:
+    """Build a :class:`Worker` and run it (the CLI's entry point)."""
+    return Worker(holo, options, handlers=handlers).run()

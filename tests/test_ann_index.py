@@ -1,0 +1,245 @@
+"""Vector indexes: exact and HNSW agree, filters hold inside the index, and the index file is repaired
+after a crash between the table write and the index write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from holocron.embedding.base import ModelIdentity
+from holocron.hashing import chunk_id_for, sha256_text
+from holocron.retrieval.space_index import EMBEDDING_LOG, IndexConfig, SpaceIndex
+from holocron.retrieval.vector_index import ExactVectorIndex, HnswParams, UsearchVectorIndex, top_k
+from holocron.store.chunks import ChunkRow, replace_chunks
+from holocron.store.database import Database
+from holocron.store.embeddings import EmbeddingWrite, insert_embeddings
+from holocron.store.sources import RawRecord, register_records
+from holocron.store.spaces import EmbeddingSpace, get_or_create_space
+from holocron.store.types import utcnow
+from holocron.vectors import l2_normalize
+
+DIMS = 32
+
+
+def unit(rng: np.random.Generator, n: int, dims: int = DIMS) -> np.ndarray:
+    return l2_normalize(rng.standard_normal((n, dims)).astype(np.float32))
+
+
+def brute(matrix: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    return [int(ids[i]) for i in top_k(matrix @ query, k)]
+
+
+# -- the in-memory indexes -------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, 60),
+    removed=st.sets(st.integers(0, 59), max_size=30),
+    k=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_exact_index_matches_brute_force_after_adds_and_removes(n: int, removed: set[int], k: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    vectors = unit(rng, n)
+    index = ExactVectorIndex(DIMS)
+    index.add(np.arange(n), vectors)
+    index.add(np.arange(n // 2), vectors[: n // 2])  # re-adding replaces, never duplicates
+    index.remove(sorted(removed))
+    keep = np.array([i for i in range(n) if i not in removed], dtype=np.int64)
+    assert len(index) == len(keep)
+    query = unit(rng, 1)[0]
+    got = [i for i, _ in index.search(query, k)]
+    assert got == brute(vectors[keep], keep, query, k) if len(keep) else got == []
+    allowed = set(keep[::2].tolist())
+    got_allowed = [i for i, _ in index.search(query, k, allowed)]
+    subset = np.array(sorted(allowed), dtype=np.int64)
+    assert got_allowed == (brute(vectors[subset], subset, query, k) if len(subset) else [])
+
+
+def test_usearch_recall_and_filters_against_exact() -> None:
+    rng = np.random.default_rng(7)
+    centers = unit(rng, 40)
+    vectors = l2_normalize(centers[rng.integers(0, 40, 3000)] + 0.3 * unit(rng, 3000))
+    ids = np.arange(10, 3010, dtype=np.int64)
+    ann = UsearchVectorIndex(DIMS, HnswParams(16, 128, 128), exact_subset_max=50, exact_subset_fraction=0.0)
+    ann.add(ids, vectors)
+    exact = ExactVectorIndex(DIMS)
+    exact.add(ids, vectors)
+    queries = unit(rng, 50)
+    recall = np.mean(
+        [len({i for i, _ in ann.search(q, 10)} & {i for i, _ in exact.search(q, 10)}) / 10 for q in queries]
+    )
+    assert recall >= 0.95
+    scores = dict(exact.search(queries[0], 3000))
+    for key, score in ann.search(queries[0], 10):
+        assert score == pytest.approx(scores[key], abs=1e-4)
+    # Filtered: a small allowed set goes exact; a large one through the graph; k hits either way.
+    for allowed in (set(ids[:30].tolist()), set(ids[::3].tolist()), {int(ids[5])}):
+        got = ann.search(queries[1], 10, allowed)
+        assert len(got) == min(10, len(allowed)) and all(i in allowed for i, _ in got)
+    ann.remove(ids[:100])
+    assert len(ann) == 2900 and all(i >= 110 for i, _ in ann.search(queries[2], 50))
+
+
+# -- the index of a space, against the table -------------------------------------------------------
+
+
+def _space(db: Database) -> EmbeddingSpace:
+    identity = ModelIdentity("test", "random", "1", "sha256:" + "1" * 64, DIMS, None, True)
+    return get_or_create_space(db, identity)[0]
+
+
+def _write(db: Database, space: EmbeddingSpace, source: str, n: int, rng: np.random.Generator) -> None:
+    """A source with n chunks and their embeddings, as the indexer would write them."""
+    text = f"source {source}"
+    register_records(
+        db,
+        [RawRecord("t", source, f"t:{source}", "text", "text/plain", text, sha256_text(text), utcnow())],
+    )
+    rows = []
+    for i in range(n):
+        content = f"{source} chunk {i}"
+        digest = sha256_text(content)
+        rows.append(
+            ChunkRow(
+                chunk_id_for(f"t:{source}", i, i + 1, "p", digest),
+                f"t:{source}",
+                "text",
+                {},
+                i,
+                i,
+                i + 1,
+                content,
+                digest,
+                "p",
+                {},
+            )
+        )
+    with db.write() as tx:
+        replace_chunks(tx, {f"t:{source}": rows}, None)
+        insert_embeddings(
+            tx,
+            space.embedding_space_id,
+            [EmbeddingWrite(r.chunk_id, r.content_sha256) for r in rows],
+            unit(rng, n),
+            None,
+        )
+
+
+def _drop(db: Database, source: str) -> None:
+    with db.write() as tx:
+        tx.execute(db.t.chunk.delete().where(db.t.chunk.c.source_id == f"t:{source}"))
+
+
+def _exact_ids(db: Database, space: EmbeddingSpace, query: np.ndarray, k: int) -> list[int]:
+    e = db.t.embedding
+    with db.read() as tx:
+        rows = tx.execute(
+            select(e.c.embedding_id, e.c.vector).where(e.c.embedding_space_id == space.embedding_space_id)
+        ).all()
+    ids = np.array([r.embedding_id for r in rows], dtype=np.int64)
+    return brute(np.vstack([r.vector for r in rows]), ids, query, k)
+
+
+HNSW = IndexConfig(exact_threshold=0, hnsw=HnswParams(16, 64, 128), save_every=1_000_000)
+
+
+def test_index_file_is_repaired_after_a_crash(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'holocron.db'}")
+    db.upgrade()
+    rng = np.random.default_rng(3)
+    space = _space(db)
+    for name in ("a", "b", "c"):
+        _write(db, space, name, 40, rng)
+    first = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
+    report = first.sync()
+    assert report.rebuilt and report.saved and report.kind == "usearch" and report.size == 120
+    assert first.index_path is not None and first.index_path.is_file()
+    saved_seq = json.loads(first.sidecar_path.read_text())["seq"]  # type: ignore[union-attr]
+
+    # The "crash": the table changes (new source, a replaced source) and no index write follows.
+    _write(db, space, "d", 25, rng)
+    _drop(db, "a")
+    _write(db, space, "a", 10, rng)  # new rows may reuse the ids of the deleted ones
+    del first
+
+    second = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
+    repair = second.sync()
+    assert repair.loaded_file and not repair.rebuilt and repair.replayed > 0 and repair.size == 105
+    assert repair.seq > saved_seq
+    for query in unit(rng, 10):
+        assert [i for i, _ in second.search(query, 10)] == _exact_ids(db, space, query, 10)
+    db.dispose()
+
+
+def test_lost_log_or_damaged_file_triggers_a_rebuild(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'holocron.db'}")
+    db.upgrade()
+    rng = np.random.default_rng(5)
+    space = _space(db)
+    _write(db, space, "a", 30, rng)
+    index = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
+    index.sync()
+    # A change whose log rows are lost: the size check notices and the index is rebuilt from the table.
+    _write(db, space, "b", 7, rng)
+    with db.write() as tx:
+        tx.execute(EMBEDDING_LOG.delete())
+    fresh = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
+    report = fresh.sync()
+    assert report.rebuilt and report.size == 37
+    # A damaged file is rebuilt too.
+    assert fresh.index_path is not None
+    fresh.index_path.write_bytes(b"not an index")
+    again = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
+    assert again.sync().rebuilt and len(again) == 37
+    with db.read() as tx:
+        assert tx.execute(select(func.count()).select_from(EMBEDDING_LOG)).scalar_one() >= 0
+    db.dispose()
+
+
+def test_sidecar_older_than_file_replays_harmlessly(tmp_path: Path) -> None:
+    """A crash between the file rename and the sidecar rename: the old sequence is replayed again."""
+    db = Database(f"sqlite:///{tmp_path / 'holocron.db'}")
+    db.upgrade()
+    rng = np.random.default_rng(9)
+    space = _space(db)
+    _write(db, space, "a", 20, rng)
+    index = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
+    index.sync()
+    assert index.sidecar_path is not None
+    old_sidecar = index.sidecar_path.read_text()
+    _write(db, space, "b", 20, rng)
+    index.sync()
+    index.save()
+    index.sidecar_path.write_text(old_sidecar)  # the file is new, its sidecar still the old one
+    reopened = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
+    report = reopened.sync()
+    assert report.loaded_file and not report.rebuilt and report.size == 40
+    query = unit(rng, 1)[0]
+    assert [i for i, _ in reopened.search(query, 10)] == _exact_ids(db, space, query, 10)
+    db.dispose()
+
+
+def test_live_index_follows_changes_and_switches_kind(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'holocron.db'}")
+    db.upgrade()
+    rng = np.random.default_rng(11)
+    space = _space(db)
+    _write(db, space, "a", 20, rng)
+    index = SpaceIndex(db, space.embedding_space_id, DIMS, config=IndexConfig(exact_threshold=50))
+    assert index.sync().kind == "exact" and index.index_path is not None and not index.index_path.exists()
+    _write(db, space, "b", 40, rng)  # crosses the threshold: becomes HNSW, saved beside the database
+    report = index.sync()
+    assert report.kind == "usearch" and report.rebuilt and index.index_path.exists()
+    _drop(db, "b")
+    _drop(db, "a")
+    assert index.sync().kind == "exact" and len(index) == 0 and not index.index_path.exists()
+    assert index.search(unit(rng, 1)[0], 5) == []
+    db.dispose()

@@ -1,0 +1,510 @@
+"""The queue's contract on both engines: enqueue and dedupe, validation, claim order and atomicity, leases,
+lost-lease protection, backoff, dead letters, retry, cancel; and the worker loop with no-op handlers.
+
+Time is a fake clock wherever the behaviour depends on it, so nothing here waits for a lease to expire.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from holocron.backoff import backoff_delay
+from holocron.config import Settings
+from holocron.embedding.base import ModelIdentity
+from holocron.jobs import (
+    InvalidPayloadError,
+    JobContext,
+    JobInterruptedError,
+    JobQueue,
+    JobStatus,
+    JobType,
+    NewJob,
+    UnknownJobTypeError,
+    Worker,
+    WorkerOptions,
+)
+from holocron.service import Holocron
+from holocron.store.database import Database
+from holocron.store.runs import start_run
+from holocron.store.spaces import get_or_create_space
+from holocron.store.types import utcnow
+
+CHUNK_ID = "a" * 64
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def make_space(db: Database, tag: str = "test") -> int:
+    identity = ModelIdentity(
+        provider="fake",
+        model_name="fake-model",
+        model_tag=tag,
+        model_digest=f"sha256:{tag}",
+        dimensions=4,
+        max_input_tokens=128,
+        normalized=True,
+    )
+    space, _ = get_or_create_space(db, identity)
+    return space.embedding_space_id
+
+
+def retrieve(space_id: int, query: str = "q") -> dict[str, Any]:
+    return {"space_id": space_id, "queries": [query]}
+
+
+@pytest.fixture()
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture()
+def queue(db: Database, clock: FakeClock) -> JobQueue:
+    return JobQueue(db, clock=clock, rng=random.Random(7))
+
+
+@pytest.fixture()
+def space_id(db: Database) -> int:
+    return make_space(db)
+
+
+def job_count(db: Database) -> int:
+    with db.read() as tx:
+        return int(tx.execute(select(func.count()).select_from(tx.t.job)).scalar_one())
+
+
+# --- enqueue, dedupe, validation -------------------------------------------------------------------------------
+
+
+def test_enqueue_stores_a_validated_payload_with_type_defaults(queue: JobQueue, space_id: int) -> None:
+    chunk = queue.enqueue(JobType.CHUNK_SOURCE, {"space_id": space_id, "source_ids": ["files:a.md"]})
+    embed = queue.enqueue("embed_chunks", {"space_id": space_id, "chunk_ids": [CHUNK_ID]})
+    assert chunk.created and chunk.job.status is JobStatus.NEW and chunk.job.attempt_count == 0
+    assert chunk.job.input == {
+        "space_id": space_id,
+        "source_ids": ["files:a.md"],
+        "embed": True,
+        "embed_batch_size": None,
+        "force": False,
+    }
+    assert chunk.job.embedding_space_id == space_id and chunk.job.max_attempts == 5
+    assert embed.job.priority == 10 > chunk.job.priority == 0  # embedding first: finish started work
+
+
+def test_dedupe_key_returns_the_unfinished_job_and_is_freed_by_success(queue: JobQueue, space_id: int) -> None:
+    first = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), dedupe_key="smoke")
+    again = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id, "other"), dedupe_key="smoke")
+    assert first.created and not again.created and again.job.job_id == first.job.job_id
+    assert again.job.input["queries"] == ["q"]  # the existing job, untouched
+
+    job = queue.claim("w1", lease_seconds=30)
+    assert job is not None and job.job_id == first.job.job_id
+    during = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), dedupe_key="smoke")
+    assert not during.created and during.job.status is JobStatus.RUNNING
+
+    assert queue.succeed(job.job_id, "w1", {"ok": True})
+    after = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), dedupe_key="smoke")
+    assert after.created and after.job.job_id != first.job.job_id
+
+
+def test_dead_lettered_job_keeps_its_dedupe_key(queue: JobQueue, space_id: int) -> None:
+    queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), dedupe_key="k", max_attempts=1)
+    job = queue.claim("w", lease_seconds=30)
+    assert job is not None
+    queue.fail(job.job_id, "w", "boom")
+    again = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), dedupe_key="k")
+    assert not again.created and again.job.status is JobStatus.DEADLETTER
+
+
+def test_enqueue_many_dedupes_within_one_batch(queue: JobQueue, space_id: int) -> None:
+    results = queue.enqueue_many(
+        [NewJob(JobType.RETRIEVE_TEST, retrieve(space_id), dedupe_key="same") for _ in range(3)]
+    )
+    assert [r.created for r in results] == [True, False, False]
+    assert len({r.job.job_id for r in results}) == 1
+
+
+@pytest.mark.parametrize(
+    ("job_type", "payload", "message"),
+    [
+        ("CHUNK_SOURCE", {"space_id": 1}, "source_ids: Field required"),
+        ("CHUNK_SOURCE", {"space_id": 1, "source_ids": []}, "source_ids: List should have at least 1 item"),
+        ("EMBED_CHUNKS", {"space_id": 1, "chunk_ids": ["not-a-chunk-id"]}, "chunk_ids.0: String should match"),
+        ("EMBED_CHUNKS", {"space_id": "one", "chunk_ids": [CHUNK_ID]}, "space_id: Input should be a valid integer"),
+        ("RETRIEVE_TEST", {"space_id": 1, "queries": ["q"], "colour": "red"}, "colour: Extra inputs"),
+        ("RETRIEVE_TEST", {"space_id": 1, "queries": ["q"], "k": 0}, "k: Input should be greater than or equal"),
+        ("REEMBED_SPACE", {"source_space_id": 1, "target_space_id": 1}, "must differ"),
+        ("DRIFT_TEST", {"space_id": 1, "min_cosine": 2}, "min_cosine: Input should be less than or equal"),
+    ],
+)
+def test_bad_payloads_are_rejected_with_the_field_named_and_nothing_stored(
+    queue: JobQueue, db: Database, job_type: str, payload: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidPayloadError, match=f"{job_type} payload rejected") as caught:
+        queue.enqueue(job_type, payload)
+    assert message in str(caught.value)
+    assert job_count(db) == 0
+
+
+def test_unknown_type_missing_space_and_mixed_batches_store_nothing(
+    queue: JobQueue, db: Database, space_id: int
+) -> None:
+    with pytest.raises(UnknownJobTypeError, match="NO_OP"):
+        queue.enqueue("NO_OP", {})
+    with pytest.raises(InvalidPayloadError, match="no embedding space with id 999"):
+        queue.enqueue(JobType.RETRIEVE_TEST, retrieve(999))
+    with pytest.raises(InvalidPayloadError):
+        queue.enqueue_many(
+            [
+                NewJob(JobType.RETRIEVE_TEST, retrieve(space_id)),
+                NewJob(JobType.RETRIEVE_TEST, {"space_id": space_id, "queries": []}),
+            ]
+        )
+    assert job_count(db) == 0
+
+
+# --- claim -----------------------------------------------------------------------------------------------------
+
+
+def test_claim_takes_highest_priority_then_oldest_and_sets_the_lease(
+    queue: JobQueue, clock: FakeClock, space_id: int
+) -> None:
+    old_low = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), priority=0).job
+    clock.advance(1)
+    new_high = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), priority=5).job
+    clock.advance(1)
+    newer_low = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), priority=0).job
+    queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), available_utc=clock.now + timedelta(hours=1))
+
+    first = queue.claim("w1", lease_seconds=30)
+    assert first is not None and first.job_id == new_high.job_id
+    assert first.status is JobStatus.RUNNING and first.locked_by == "w1" and first.attempt_count == 1
+    assert first.locked_utc == clock.now and first.lease_expires_utc == clock.now + timedelta(seconds=30)
+    ids = [queue.claim("w1", lease_seconds=30) for _ in range(3)]
+    assert [j.job_id if j else None for j in ids] == [old_low.job_id, newer_low.job_id, None]
+
+
+def test_claim_filters_by_type_and_space(queue: JobQueue, db: Database, space_id: int) -> None:
+    other_space = make_space(db, "other")
+    queue.enqueue(JobType.RETRIEVE_TEST, retrieve(other_space))
+    embed = queue.enqueue(JobType.EMBED_CHUNKS, {"space_id": space_id, "chunk_ids": [CHUNK_ID]}).job
+    assert queue.claim("w", lease_seconds=5, types=[JobType.RETRIEVE_TEST], spaces=[space_id]) is None
+    claimed = queue.claim("w", lease_seconds=5, spaces=[space_id])
+    assert claimed is not None and claimed.job_id == embed.job_id
+    assert queue.peek(spaces=[other_space])[0].job_type is JobType.RETRIEVE_TEST
+
+
+def test_concurrent_claims_never_hand_out_a_job_twice(db: Database, space_id: int) -> None:
+    queue = JobQueue(db)
+    queue.enqueue_many([NewJob(JobType.RETRIEVE_TEST, retrieve(space_id, f"q{i}")) for i in range(40)])
+    claimed: dict[str, list[int]] = {f"w{i}": [] for i in range(4)}
+
+    def claim_all(worker_id: str) -> None:
+        while (job := queue.claim(worker_id, lease_seconds=60)) is not None:
+            claimed[worker_id].append(job.job_id)
+
+    threads = [threading.Thread(target=claim_all, args=(w,)) for w in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [job_id for ids in claimed.values() for job_id in ids]
+    assert len(everything) == len(set(everything)) == 40
+
+
+# --- leases ----------------------------------------------------------------------------------------------------
+
+
+def test_heartbeat_extends_the_lease_and_publishes_progress(queue: JobQueue, clock: FakeClock, space_id: int) -> None:
+    queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id))
+    job = queue.claim("w1", lease_seconds=10)
+    assert job is not None
+    clock.advance(8)
+    assert queue.heartbeat(job.job_id, "w1", lease_seconds=10, progress={"done": 3})
+    clock.advance(8)  # 16 s after the claim, but only 8 after the heartbeat: still ours
+    assert queue.claim("w2", lease_seconds=10) is None
+    current = queue.get(job.job_id)
+    assert current is not None and current.lease_expires_utc == clock.now + timedelta(seconds=2)
+    assert current.result == {"progress": {"done": 3}}
+    assert not queue.heartbeat(job.job_id, "w2", lease_seconds=10)
+
+
+def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_overwrite(
+    queue: JobQueue, db: Database, clock: FakeClock, space_id: int
+) -> None:
+    queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id))
+    first = queue.claim("dead-worker", lease_seconds=10)
+    assert first is not None
+    run_id = start_run(db, "RETRIEVE_TEST", options={}, job_id=first.job_id, worker_id="dead-worker")
+    clock.advance(11)
+
+    second = queue.claim("w2", lease_seconds=10)
+    assert second is not None and second.job_id == first.job_id
+    assert second.attempt_count == 2 and second.locked_by == "w2"
+    assert second.last_error is not None and "dead-worker stopped heartbeating" in second.last_error
+    with db.read() as tx:
+        run = tx.execute(select(tx.t.run).where(tx.t.run.c.run_id == run_id)).one()
+    assert run.status == "FAILED" and "lost its lease" in run.error  # the dead worker's run is closed
+
+    # The old owner comes back to life: every write of its is refused, and says so.
+    assert not queue.heartbeat(first.job_id, "dead-worker", lease_seconds=10)
+    assert not queue.succeed(first.job_id, "dead-worker", {"from": "old"})
+    assert queue.fail(first.job_id, "dead-worker", "late error") is None
+    assert not queue.release(first.job_id, "dead-worker")
+    assert queue.succeed(first.job_id, "w2", {"from": "new"})
+    final = queue.get(first.job_id)
+    assert final is not None and final.status is JobStatus.SUCCEEDED and final.result == {"from": "new"}
+
+
+def test_reclaim_dead_letters_a_job_that_has_used_its_attempts(
+    queue: JobQueue, clock: FakeClock, space_id: int
+) -> None:
+    job = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), max_attempts=2).job
+    for _ in range(2):
+        assert queue.claim("crashy", lease_seconds=5) is not None
+        clock.advance(6)
+    reclaimed = queue.reclaim_expired()
+    assert reclaimed.deadlettered == [job.job_id] and not reclaimed.retried
+    final = queue.get(job.job_id)
+    assert final is not None and final.status is JobStatus.DEADLETTER
+    assert final.last_error is not None and "crashy" in final.last_error
+
+
+# --- failure, backoff, dead letters, retry, cancel -------------------------------------------------------------
+
+
+def test_failures_back_off_exponentially_then_dead_letter_keeping_the_error(
+    db: Database, clock: FakeClock, space_id: int
+) -> None:
+    queue = JobQueue(db, clock=clock, retry_base_s=10, retry_cap_s=10_000, rng=random.Random(1))
+    job = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), max_attempts=5).job
+    delays = []
+    for attempt in range(1, 5):
+        claimed = queue.claim("w", lease_seconds=30)
+        assert claimed is not None and claimed.attempt_count == attempt
+        outcome = queue.fail(job.job_id, "w", f"error {attempt}")
+        assert outcome is not None and outcome.status is JobStatus.FAILED and outcome.available_utc is not None
+        delays.append((outcome.available_utc - clock.now).total_seconds())
+        assert queue.claim("w", lease_seconds=30) is None  # not before its time
+        clock.now = outcome.available_utc
+    assert all(later > earlier for earlier, later in itertools.pairwise(delays)), delays
+    assert 7.5 <= delays[0] <= 10 and 60 <= delays[3] <= 80  # 10 s doubling, up to a quarter jittered off
+
+    assert queue.claim("w", lease_seconds=30) is not None
+    outcome = queue.fail(job.job_id, "w", "final error")
+    assert outcome is not None and outcome.status is JobStatus.DEADLETTER
+    dead = queue.get(job.job_id)
+    assert dead is not None and dead.last_error == "final error" and dead.completed_utc is not None
+    assert queue.claim("w", lease_seconds=30) is None
+
+    assert queue.retry([job.job_id]) == [job.job_id]  # one command brings it back
+    again = queue.claim("w", lease_seconds=30)
+    assert again is not None and again.attempt_count == 1 and again.job_id == job.job_id
+
+
+def test_permanent_failure_skips_the_retries(queue: JobQueue, space_id: int) -> None:
+    job = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id)).job
+    assert queue.claim("w", lease_seconds=30) is not None
+    outcome = queue.fail(job.job_id, "w", "no such space", permanent=True)
+    assert outcome is not None and outcome.status is JobStatus.DEADLETTER and outcome.attempt_count == 1
+
+
+def test_retry_all_dead_letters_and_only_those(queue: JobQueue, space_id: int) -> None:
+    ids = [queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), max_attempts=1).job.job_id for _ in range(3)]
+    for _ in ids[:2]:
+        job = queue.claim("w", lease_seconds=30)
+        assert job is not None
+        queue.fail(job.job_id, "w", "x")
+    assert queue.retry(all_deadletter=True) == sorted(ids[:2])
+    assert queue.retry([ids[2]]) == []  # NEW: nothing to retry
+    assert all(j.status is JobStatus.NEW for j in queue.list())
+
+
+def test_release_returns_the_job_without_spending_an_attempt(queue: JobQueue, space_id: int) -> None:
+    job = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id)).job
+    assert queue.claim("w", lease_seconds=30) is not None
+    assert queue.release(job.job_id, "w")
+    released = queue.get(job.job_id)
+    assert released is not None and released.status is JobStatus.NEW and released.attempt_count == 0
+    assert released.locked_by is None and released.lease_expires_utc is None
+
+
+def test_cancel_stops_new_and_running_jobs_and_frees_the_key(queue: JobQueue, space_id: int) -> None:
+    waiting = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), dedupe_key="a").job
+    running = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), priority=9).job
+    assert queue.claim("w", lease_seconds=30) is not None
+    assert queue.cancel([waiting.job_id, running.job_id]) == sorted([waiting.job_id, running.job_id])
+    assert not queue.heartbeat(running.job_id, "w", lease_seconds=30)  # the worker learns it here
+    assert not queue.succeed(running.job_id, "w")
+    assert queue.cancel([running.job_id]) == []
+    assert queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), dedupe_key="a").created
+
+
+def test_stats_count_per_type_and_status(queue: JobQueue, clock: FakeClock, space_id: int) -> None:
+    for _ in range(3):
+        queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id))
+    queue.enqueue(JobType.EMBED_CHUNKS, {"space_id": space_id, "chunk_ids": [CHUNK_ID]})
+    job = queue.claim("w", lease_seconds=30)
+    assert job is not None
+    queue.succeed(job.job_id, "w")
+    clock.advance(5)
+    stats = queue.stats()
+    assert stats.counts == {"EMBED_CHUNKS": {"SUCCEEDED": 1}, "RETRIEVE_TEST": {"NEW": 3}}
+    assert stats.ready == 3 and stats.completed_last_hour == 1 and stats.expired_leases == 0
+    assert stats.oldest_ready_seconds is not None and stats.oldest_ready_seconds >= 5
+    assert stats.totals()["NEW"] == 3
+
+
+# --- backoff formula -------------------------------------------------------------------------------------------
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=200),
+    base=st.floats(min_value=0.01, max_value=100),
+    jitter=st.floats(min_value=0, max_value=1),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_backoff_stays_within_its_jitter_band(attempt: int, base: float, jitter: float, seed: int) -> None:
+    cap = 3600.0
+    exponential = min(cap, base * 2 ** min(attempt - 1, 64))
+    delay = backoff_delay(attempt, base=base, cap=cap, jitter=jitter, rng=random.Random(seed))
+    assert exponential * (1 - jitter) - 1e-9 <= delay <= exponential + 1e-9
+
+
+def test_backoff_grows_until_the_cap() -> None:
+    rng = random.Random(3)
+    delays = [backoff_delay(n, base=1, cap=100, rng=rng) for n in range(1, 8)]
+    assert all(b > a for a, b in itertools.pairwise(delays))
+    assert backoff_delay(50, base=1, cap=100, jitter=0) == 100
+    with pytest.raises(ValueError, match="attempt"):
+        backoff_delay(0, base=1, cap=10)
+
+
+# --- the worker loop, with no-op handlers ----------------------------------------------------------------------
+
+
+@pytest.fixture()
+def holo(db_url: str, db: Database, tmp_path: Path) -> Iterator[Holocron]:
+    with Holocron(Settings(database_url=db_url, home=tmp_path / "home")) as instance:
+        yield instance
+
+
+def noop(ctx: JobContext, payload: Any) -> Mapping[str, Any]:
+    return {"query": payload.queries[0]}
+
+
+def test_worker_drains_the_queue_and_records_a_run_per_job(holo: Holocron, space_id: int) -> None:
+    queue = JobQueue(holo.db)
+    queue.enqueue_many([NewJob(JobType.RETRIEVE_TEST, retrieve(space_id, f"q{i}")) for i in range(5)])
+    options = WorkerOptions(worker_id="w", spaces=[space_id], drain=True, concurrency=2)
+    report = Worker(holo, options, handlers={JobType.RETRIEVE_TEST: noop}).run()
+    assert report.claimed == report.succeeded == 5 and report.stop_reason == "drained"
+    jobs = queue.list()
+    assert {j.status for j in jobs} == {JobStatus.SUCCEEDED}
+    with holo.db.read() as tx:
+        runs = tx.execute(select(tx.t.run)).all()
+    assert sorted(r.job_id for r in runs) == sorted(j.job_id for j in jobs)
+    assert {r.status for r in runs} == {"SUCCEEDED"} and {r.worker_id for r in runs} == {"w/0", "w/1"}
+    assert all(j.result is not None and j.result["run_id"] in {r.run_id for r in runs} for j in jobs)
+
+
+def test_worker_failures_are_retried_then_dead_lettered(holo: Holocron, space_id: int) -> None:
+    def broken(ctx: JobContext, payload: Any) -> Mapping[str, Any]:
+        raise RuntimeError("model server unreachable")
+
+    queue = JobQueue(holo.db, retry_base_s=0)
+    job = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id), max_attempts=3).job
+    report = Worker(
+        holo,
+        WorkerOptions(spaces=[space_id], drain=True),
+        handlers={JobType.RETRIEVE_TEST: broken},
+        queue=queue,
+    ).run()
+    assert (report.failed, report.deadlettered) == (2, 1)
+    dead = queue.get(job.job_id)
+    assert dead is not None and dead.status is JobStatus.DEADLETTER and dead.attempt_count == 3
+    assert dead.last_error == "RuntimeError: model server unreachable"
+    with holo.db.read() as tx:
+        errors = [r.error for r in tx.execute(select(tx.t.run.c.error).where(tx.t.run.c.job_id == job.job_id))]
+    assert errors == ["RuntimeError: model server unreachable"] * 3
+
+
+def test_graceful_stop_releases_the_running_job(holo: Holocron, space_id: int) -> None:
+    started = threading.Event()
+
+    def long_job(ctx: JobContext, payload: Any) -> Mapping[str, Any]:
+        started.set()
+        while True:  # a long job: checks in between units of work
+            ctx.checkpoint()
+            threading.Event().wait(0.01)
+
+    queue = JobQueue(holo.db)
+    job = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id)).job
+    worker = Worker(holo, WorkerOptions(spaces=[space_id]), handlers={JobType.RETRIEVE_TEST: long_job})
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    assert started.wait(30)
+    worker.stop("test asked")
+    thread.join(30)
+    assert not thread.is_alive()
+    assert worker.report.released == 1 and worker.report.stop_reason == "test asked"
+    released = queue.get(job.job_id)
+    assert released is not None and released.status is JobStatus.NEW and released.attempt_count == 0
+    with holo.db.read() as tx:
+        run = tx.execute(select(tx.t.run)).one()
+    assert run.status == "FAILED" and run.error == "interrupted: test asked"
+
+
+def test_heartbeats_keep_a_long_job_and_a_cancel_interrupts_it(holo: Holocron, space_id: int) -> None:
+    started = threading.Event()
+    seen_lease: list[bool] = []
+
+    def long_job(ctx: JobContext, payload: Any) -> Mapping[str, Any]:
+        started.set()
+        try:
+            while True:
+                ctx.report_progress(step="waiting")
+                ctx.checkpoint()
+                threading.Event().wait(0.02)
+        except JobInterruptedError as exc:
+            seen_lease.append(exc.lease_lost)
+            raise
+
+    queue = JobQueue(holo.db)
+    job = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id)).job
+    options = WorkerOptions(spaces=[space_id], lease_seconds=2.0, heartbeat_seconds=0.1, drain=True)
+    worker = Worker(holo, options, handlers={JobType.RETRIEVE_TEST: long_job})
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    assert started.wait(30)
+    deadline = utcnow() + timedelta(seconds=30)
+    while utcnow() < deadline:  # wait until a heartbeat has published the progress
+        current = queue.get(job.job_id)
+        if current is not None and current.result == {"progress": {"step": "waiting"}}:
+            break
+        threading.Event().wait(0.05)
+    assert queue.cancel([job.job_id]) == [job.job_id]
+    thread.join(30)
+    assert not thread.is_alive()
+    assert seen_lease == [True] and worker.report.lost == 1
+    final = queue.get(job.job_id)
+    assert final is not None and final.status is JobStatus.CANCELLED
