@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from holocron.embedding.base import ModelIdentity
 from holocron.hashing import chunk_id_for, sha256_text
 from holocron.retrieval.space_index import EMBEDDING_LOG, IndexConfig, SpaceIndex
-from holocron.retrieval.vector_index import ExactVectorIndex, HnswParams, UsearchVectorIndex, top_k
+from holocron.retrieval.vector_index import ExactVectorIndex, HnswParams, HnswVectorIndex, top_k
 from holocron.store.chunks import ChunkRow, replace_chunks
 from holocron.store.database import Database
 from holocron.store.embeddings import EmbeddingWrite, insert_embeddings
@@ -63,12 +63,12 @@ def test_exact_index_matches_brute_force_after_adds_and_removes(n: int, removed:
     assert got_allowed == (brute(vectors[subset], subset, query, k) if len(subset) else [])
 
 
-def test_usearch_recall_and_filters_against_exact() -> None:
+def test_hnsw_recall_and_filters_against_exact() -> None:
     rng = np.random.default_rng(7)
     centers = unit(rng, 40)
     vectors = l2_normalize(centers[rng.integers(0, 40, 3000)] + 0.3 * unit(rng, 3000))
     ids = np.arange(10, 3010, dtype=np.int64)
-    ann = UsearchVectorIndex(DIMS, HnswParams(16, 128, 128), exact_subset_max=50, exact_subset_fraction=0.0)
+    ann = HnswVectorIndex(DIMS, HnswParams(16, 128, 128), exact_subset_max=50, exact_subset_fraction=0.0)
     ann.add(ids, vectors)
     exact = ExactVectorIndex(DIMS)
     exact.add(ids, vectors)
@@ -148,7 +148,7 @@ def _exact_ids(db: Database, space: EmbeddingSpace, query: np.ndarray, k: int) -
     return brute(np.vstack([r.vector for r in rows]), ids, query, k)
 
 
-HNSW = IndexConfig(exact_threshold=0, hnsw=HnswParams(16, 64, 128), save_every=1_000_000)
+HNSW = IndexConfig(exact_threshold=0, hnsw=HnswParams(16, 64, 128), save_every=1_000_000, max_tombstone_fraction=1.0)
 
 
 def test_index_file_is_repaired_after_a_crash(tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_index_file_is_repaired_after_a_crash(tmp_path: Path) -> None:
         _write(db, space, name, 40, rng)
     first = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
     report = first.sync()
-    assert report.rebuilt and report.saved and report.kind == "usearch" and report.size == 120
+    assert report.rebuilt and report.saved and report.kind == "hnsw" and report.size == 120
     assert first.index_path is not None and first.index_path.is_file()
     saved_seq = json.loads(first.sidecar_path.read_text())["seq"]  # type: ignore[union-attr]
 
@@ -172,8 +172,9 @@ def test_index_file_is_repaired_after_a_crash(tmp_path: Path) -> None:
 
     second = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
     repair = second.sync()
-    assert repair.loaded_file and not repair.rebuilt and repair.replayed > 0 and repair.size == 105
+    assert repair.loaded_file and not repair.rebuilt and repair.replayed > 0 and repair.size == 115
     assert repair.seq > saved_seq
+    assert second.sync().replayed == 0  # caught up: nothing more to do
     for query in unit(rng, 10):
         assert [i for i, _ in second.search(query, 10)] == _exact_ids(db, space, query, 10)
     db.dispose()
@@ -237,9 +238,25 @@ def test_live_index_follows_changes_and_switches_kind(tmp_path: Path) -> None:
     assert index.sync().kind == "exact" and index.index_path is not None and not index.index_path.exists()
     _write(db, space, "b", 40, rng)  # crosses the threshold: becomes HNSW, saved beside the database
     report = index.sync()
-    assert report.kind == "usearch" and report.rebuilt and index.index_path.exists()
+    assert report.kind == "hnsw" and report.rebuilt and index.index_path.exists()
     _drop(db, "b")
     _drop(db, "a")
     assert index.sync().kind == "exact" and len(index) == 0 and not index.index_path.exists()
     assert index.search(unit(rng, 1)[0], 5) == []
+    db.dispose()
+
+
+def test_many_removals_trigger_a_compacting_rebuild(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'holocron.db'}")
+    db.upgrade()
+    rng = np.random.default_rng(13)
+    space = _space(db)
+    for name in ("a", "b"):
+        _write(db, space, name, 30, rng)
+    config = IndexConfig(exact_threshold=0, hnsw=HnswParams(16, 64, 64), max_tombstone_fraction=0.2)
+    index = SpaceIndex(db, space.embedding_space_id, DIMS, config=config)
+    index.sync()
+    _drop(db, "a")
+    report = index.sync()
+    assert report.rebuilt and "removed" in report.reason and report.size == 30
     db.dispose()

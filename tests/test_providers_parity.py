@@ -129,3 +129,23 @@ def test_nomic_prefixes_reach_the_server_and_the_space_policy(tmp_path: Path) ->
         with Holocron(settings, provider=provider) as holo:
             assert holo.space.preprocess == identity.preprocess  # recorded with the space
             assert np.isfinite(provider.embed(["x"])).all()
+
+
+@pytest.mark.model
+def test_local_token_budget_batching_keeps_order_and_vectors() -> None:
+    base = local_provider()
+    budgeted = LocalProvider(base.model_name, base.model_path, batch_tokens=300)
+    budgeted.__dict__["model"] = base.model
+    chunks = real_chunks()
+    calls: list[int] = []
+    encode = budgeted._encode
+
+    def counting(inputs: list[str]) -> np.ndarray:
+        calls.append(len(inputs))
+        return encode(inputs)
+
+    budgeted._encode = counting  # type: ignore[method-assign]
+    vectors = budgeted.embed(chunks)
+    assert len(calls) > 1 and sum(calls) == len(chunks)
+    for a, b in zip(vectors, base.embed(chunks), strict=True):
+        assert cosine(a, b) >= 0.9999

@@ -288,15 +288,95 @@ def test_plain_signature_still_works(db_url: str, tmp_path: Path) -> None:
 # -- a small real case -----------------------------------------------------------------------------
 
 
+# The first 12 judged SciFact dev claims (by id), their relevant abstracts, and as hard negatives the top 4
+# abstracts that vector-only and keyword-only search return for each claim on the full corpus.
+CASE_QUERIES = ["36", "42", "48", "50", "54", "56", "70", "72", "94", "100", "118", "124"]
+CASE_DOCUMENTS = [
+    "1031534",
+    "11349166",
+    "11441172",
+    "11659421",
+    "11705328",
+    "1215116",
+    "12580014",
+    "13070316",
+    "13322804",
+    "13734012",
+    "14550841",
+    "15347087",
+    "15381976",
+    "15491404",
+    "15578265",
+    "1590744",
+    "16252863",
+    "17327939",
+    "17821387",
+    "18174210",
+    "18321590",
+    "18340282",
+    "18488986",
+    "18557974",
+    "18617259",
+    "20188586",
+    "21479231",
+    "21956124",
+    "22116439",
+    "22185730",
+    "24721866",
+    "25041967",
+    "25516011",
+    "25738896",
+    "25970224",
+    "27889071",
+    "28107602",
+    "30658796",
+    "31363207",
+    "31624828",
+    "32454714",
+    "33409100",
+    "3419709",
+    "34982259",
+    "35321950",
+    "37424881",
+    "3825472",
+    "38380061",
+    "39291138",
+    "39424916",
+    "39559521",
+    "3973445",
+    "40913091",
+    "42441846",
+    "4381486",
+    "4398832",
+    "4414547",
+    "4449524",
+    "4459491",
+    "4465735",
+    "45276789",
+    "46926352",
+    "4709641",
+    "4883040",
+    "49556906",
+    "5152028",
+    "5398179",
+    "5956380",
+    "6076903",
+    "6372244",
+    "7111021",
+    "9483851",
+    "9752604",
+    "9899292",
+]
+
+
 def _scifact_case() -> tuple[list[RawRecord], list[tuple[str, set[str]]]]:
     from holocron.eval.beir import corpus_records, read_corpus, read_qrels, read_queries
 
-    case = json.loads((Path(__file__).parent / "data" / "scifact_small_case.json").read_text())
     qrels = read_qrels(SCIFACT / "qrels" / "dev.tsv")
     queries = read_queries(SCIFACT / "queries.jsonl")
-    wanted = set(case["documents"])
+    wanted = set(CASE_DOCUMENTS)
     docs = [d for d in read_corpus(SCIFACT / "corpus.jsonl") if d.doc_id in wanted]
-    judged = [(queries[q], {d for d, g in qrels[q].items() if g > 0}) for q in case["queries"]]
+    judged = [(queries[q], {d for d, g in qrels[q].items() if g > 0}) for q in CASE_QUERIES]
     return list(corpus_records(iter(docs), tag="scifact")), judged
 
 

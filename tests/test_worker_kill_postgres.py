@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
+from conftest import fresh_pg_database
 from holocron.store import pg_hnsw
 from holocron.store.database import Database
-from conftest import fresh_pg_database
 from test_worker_processes import corpus, test_killed_and_stopped_workers_leave_a_whole_index
 
 __all__ = ["corpus", "test_killed_and_stopped_workers_leave_a_whole_index"]

@@ -94,14 +94,18 @@ class Settings(BaseSettings):
     ann_exact_threshold: int = Field(default=20_000, description="Below this many vectors, exact search.")
     ann_connectivity: int = 16
     ann_expansion_add: int = 128
-    ann_expansion_search: int = 64
+    ann_expansion_search: int = 512
     ann_save_every: int = Field(default=1_000, description="Index changes replayed before the file is saved.")
-    ann_filter_exact_max: int = Field(default=20_000, description="Filtered searches over at most this many")
-    ann_filter_exact_fraction: float = 0.02  # ... or this share of the space go exact over the allowed set
+    ann_filter_exact_max: int = Field(
+        default=20_000, description="A filter allowing at most this many vectors is searched exactly."
+    )
+    ann_filter_exact_fraction: float = Field(
+        default=0.02, description="... or at most this share of the space; else HNSW's filtered search."
+    )
     # PostgreSQL: one HNSW index per space (see docs/deployment.md for how the defaults were measured)
     hnsw_m: int = Field(default=16, description="pgvector HNSW graph connectivity (index build).")
     hnsw_ef_construction: int = Field(default=64, description="pgvector HNSW build candidate list.")
-    hnsw_ef_search: int = Field(default=100, description="pgvector hnsw.ef_search per query.")
+    hnsw_ef_search: int = Field(default=300, description="pgvector hnsw.ef_search per query.")
     rrf_k: int = 60
     rrf_vector_weight: float = 1.0
     rrf_keyword_weight: float = 1.0

@@ -5,21 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from holocron.cli.common import UserError, console, err_console, open_holocron, print_json, print_table
-from holocron.jobs.models import (
-    PAYLOADS,
-    InvalidPayloadError,
-    Job,
-    JobStatus,
-    JobType,
-    UnknownJobTypeError,
-    parse_job_type,
-    parse_status,
-)
+
+if TYPE_CHECKING:
+    from holocron.jobs.models import Job, JobStatus, JobType
 
 jobs_app = typer.Typer(help="The job queue: list, inspect, retry, cancel and enqueue jobs.", no_args_is_help=True)
 runs_app = typer.Typer(help="Runs: one per job execution or index, with metrics and artifacts.", no_args_is_help=True)
@@ -32,6 +25,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _types(values: list[str] | None) -> list[JobType] | None:
+    from holocron.jobs.models import UnknownJobTypeError, parse_job_type
+
     if not values:
         return None
     try:
@@ -41,6 +36,8 @@ def _types(values: list[str] | None) -> list[JobType] | None:
 
 
 def _statuses(values: list[str] | None) -> list[JobStatus] | None:
+    from holocron.jobs.models import parse_status
+
     if not values:
         return None
     try:
@@ -85,6 +82,9 @@ def worker(
         list[str] | None, typer.Option("--types", help="Only these job types (repeat or comma-separate).")
     ] = None,
     max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs.")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT while working.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Claim and run jobs. SIGINT/SIGTERM stop it gracefully: the current job is finished or released."""
@@ -121,6 +121,10 @@ def worker(
     job_types = _types(types)
     with open_holocron(ctx) as holo:
         settings = holo.settings
+        if metrics_port is not None:
+            from holocron.observability.metrics import start_metrics_server
+
+            start_metrics_server(metrics_port, holo.db)
         space_ids = [holo.space.embedding_space_id]
         if dry_run:
             upcoming = JobQueue(holo.db).peek(types=job_types, spaces=space_ids, limit=20)
@@ -235,6 +239,7 @@ def show(
 @jobs_app.command()
 def stats(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Jobs per type and status, what is ready now, and the queue's lag."""
+    from holocron.jobs.models import JobStatus
     from holocron.jobs.queue import JobQueue
 
     with open_holocron(ctx) as holo:
@@ -322,6 +327,7 @@ def enqueue(
 
     Example: holocron jobs enqueue DRIFT_TEST --queries-file queries.txt
     """
+    from holocron.jobs.models import PAYLOADS, InvalidPayloadError, UnknownJobTypeError, parse_job_type
     from holocron.jobs.queue import JobQueue
 
     try:

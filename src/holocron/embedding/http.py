@@ -140,6 +140,11 @@ class CircuitBreaker:
             self._opened_at = None
             self._trial_in_flight = False
 
+    def abandon_trial(self) -> None:
+        """A half-open trial ended without an answer either way (the caller failed): free the slot."""
+        with self._lock:
+            self._trial_in_flight = False
+
     def record_failure(self) -> bool:
         """Count a failure; True when the circuit is (now) open."""
         with self._lock:
@@ -254,6 +259,9 @@ class HttpClient:
             except httpx.TransportError as exc:
                 failure = f"connection failed ({method} {path}): {type(exc).__name__}: {self.scrub(str(exc))}"
                 opened = self.circuit.record_failure()
+            except BaseException:
+                self.circuit.abandon_trial()  # not the server's fault: let a later call make the trial
+                raise
             else:
                 status = response.status_code
                 if status < 400:

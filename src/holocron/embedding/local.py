@@ -19,6 +19,7 @@ import numpy as np
 
 from holocron.config import DEFAULT_LOCAL_MODEL
 from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats, Purpose
+from holocron.embedding.batching import embed_batched, estimate_tokens
 from holocron.vectors import Matrix
 
 for _switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
@@ -88,12 +89,14 @@ class LocalProvider:
         batch_size: int = 64,
         preprocess: PreprocessPolicy | None = None,
         device: str = "cpu",
+        batch_tokens: int | None = None,
     ) -> None:
         self.model_name = model_name
         self.model_path = model_path or bundled_model_path()
         if not self.model_path.is_dir():
             raise EmbeddingError(f"model folder not found: {self.model_path}")
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens  # None: batches by count only (sentence-transformers' own batching)
         self.preprocess = preprocess or PreprocessPolicy()
         self.device = device
         self.stats = ProviderStats()
@@ -153,6 +156,24 @@ class LocalProvider:
             return np.zeros((0, self._identity.dimensions), dtype=np.float32)
         inputs = self.preprocess.apply(texts, purpose)
         started = time.perf_counter()
+        if self.batch_tokens is None:
+            vectors = self._encode(inputs)
+        else:  # long-window models: bound the tokens per forward pass, not only the count
+            counts = estimate_tokens(inputs, max_tokens=self._identity.max_input_tokens)
+            vectors = embed_batched(
+                inputs,
+                counts,
+                self._encode,
+                max_items=self.batch_size,
+                max_tokens=self.batch_tokens,
+                dimensions=self._identity.dimensions,
+            )
+        self.stats.seconds += time.perf_counter() - started
+        self.stats.calls += 1
+        self.stats.texts += len(inputs)
+        return vectors
+
+    def _encode(self, inputs: list[str]) -> Matrix:
         vectors = self.model.encode(
             inputs,
             batch_size=self.batch_size,
@@ -160,9 +181,6 @@ class LocalProvider:
             show_progress_bar=False,
             normalize_embeddings=False,
         )
-        self.stats.seconds += time.perf_counter() - started
-        self.stats.calls += 1
-        self.stats.texts += len(inputs)
         return np.asarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

@@ -31,7 +31,11 @@ def build_provider(settings: Settings) -> EmbeddingProvider:
         from holocron.embedding.local import LocalProvider
 
         return LocalProvider(
-            model, settings.local_model_path, batch_size=settings.embed_batch_size, preprocess=preprocess
+            model,
+            settings.local_model_path,
+            batch_size=settings.embed_batch_size,
+            preprocess=preprocess,
+            batch_tokens=settings.embed_batch_tokens,
         )
     if settings.embed_provider == "ollama":
         from holocron.embedding.ollama import OllamaProvider

@@ -142,7 +142,7 @@ def build_bundle(
         budget = min(policy.max_item_bytes, policy.max_total_bytes - used)
         reason = "max_item_bytes" if policy.max_item_bytes <= policy.max_total_bytes - used else "max_total_bytes"
         text = hit.text if original <= budget else cut_utf8(hit.text, budget)
-        if original > budget and (budget < MIN_ITEM_BYTES or not text.strip()):
+        if original > budget and (budget < min(MIN_ITEM_BYTES, policy.max_item_bytes) or not text.strip()):
             cut.append(CutRecord(evidence_id, hit.rank, "dropped", reason, original, 0))
             continue
         truncated = len(text) < len(hit.text)

@@ -183,10 +183,8 @@ def _markdown_blocks(text: str) -> Iterator[_Raw]:
 
 def _clean_block(block: _Raw) -> _Raw | None:
     kind, lines = block
-    if kind == "code":
-        cleaned = [clean_line(line) for line in lines]
-    else:
-        cleaned = [clean_line(_inline(line)) for line in lines]
+    keep_syntax = kind == "code"
+    cleaned = [clean_line(line if keep_syntax else _inline(line)) for line in lines]
     kept = [line for line in cleaned if line]
     return (kind, kept) if kept else None
 

@@ -49,7 +49,9 @@ def chunk_job_key(space_id: int, sources: Sequence[tuple[str, str | None]]) -> s
     """``chunk:{space}:{source_id}:{content_sha256}``; a batch of sources is named by the hash of its pairs."""
     if len(sources) == 1:
         source_id, digest = sources[0]
-        return f"chunk:{space_id}:{source_id}:{digest or '-'}"[:500]
+        key = f"chunk:{space_id}:{source_id}:{digest or '-'}"
+        if len(key) <= 500:  # the column's width; a longer source id is hashed like a batch
+            return key
     listing = "\n".join(f"{source_id}\x1f{digest or '-'}" for source_id, digest in sorted(sources))
     return f"chunk:{space_id}:batch:{len(sources)}:{sha256_text(listing)}"
 

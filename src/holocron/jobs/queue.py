@@ -27,6 +27,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, case, func, literal, or_, select, update
+from sqlalchemy import Select, Update, and_, bindparam, case, func, literal, or_, select, update
 
 from holocron.backoff import backoff_delay
 from holocron.jobs.models import (
@@ -47,13 +48,18 @@ from holocron.jobs.models import (
     JobType,
     parse_job_type,
 )
+from holocron.jobs.notify import notify_job_available
 from holocron.store.database import Database, Tx, insert_ignoring_conflicts
+from holocron.store.schema import tables_for
 from holocron.store.types import utcnow
 
 RETRY_BASE_S = 5.0
 RETRY_CAP_S = 600.0
 RETRY_JITTER = 0.25
 ERROR_MAX_CHARS = 4000
+RECLAIM_EVERY_S = 1.0
+"""Claims reclaim expired leases at most this often (by the queue's clock): a dead worker's job waits its lease
+plus up to this long."""
 
 Clock = Callable[[], datetime]
 
@@ -123,6 +129,109 @@ class QueueStats:
         }
 
 
+# --- the hot statements ----------------------------------------------------------------------------------------
+# Built once per dialect with bind parameters and then reused: SQLAlchemy skips rebuilding and re-keying them,
+# which is most of what a claim costs in Python. Together they are the queue's contract, readable in one place.
+
+
+@functools.cache
+def _claim_sql(dialect: str, by_type: bool, by_space: bool) -> Update:
+    """Take the best ready job in one statement; on PostgreSQL concurrent claimers skip each other's rows."""
+    j = tables_for(dialect).job
+    now = bindparam("p_now", type_=j.c.updated_utc.type)
+    candidate = select(j.c.job_id).where(j.c.status.in_(READY_STATUSES), j.c.available_utc <= now)
+    if by_type:
+        candidate = candidate.where(j.c.job_type.in_(bindparam("p_types", expanding=True)))
+    if by_space:
+        candidate = candidate.where(
+            or_(j.c.embedding_space_id.is_(None), j.c.embedding_space_id.in_(bindparam("p_spaces", expanding=True)))
+        )
+    candidate = candidate.order_by(j.c.priority.desc(), j.c.available_utc, j.c.job_id).limit(1)
+    if dialect == "postgresql":
+        candidate = candidate.with_for_update(skip_locked=True)
+    return (
+        update(j)
+        .where(j.c.job_id == candidate.scalar_subquery(), j.c.status.in_(READY_STATUSES))
+        .values(
+            status=JobStatus.RUNNING.value,
+            locked_by=bindparam("p_worker", type_=j.c.locked_by.type),
+            locked_utc=now,
+            lease_expires_utc=bindparam("p_lease_expires", type_=j.c.lease_expires_utc.type),
+            attempt_count=j.c.attempt_count + 1,
+            updated_utc=now,
+        )
+        .returning(*j.c)
+    )
+
+
+@functools.cache
+def _reclaim_sql(dialect: str) -> tuple[Update, Update, Update]:
+    """Expired leases: out of attempts -> DEADLETTER, otherwise FAILED and ready now; close their open runs."""
+    t = tables_for(dialect)
+    j, r = t.job, t.run
+    now = bindparam("p_now", type_=j.c.updated_utc.type)
+    expired = and_(j.c.status == JobStatus.RUNNING.value, j.c.lease_expires_utc < now)
+    reason = literal("lease expired: worker ") + func.coalesce(j.c.locked_by, "?") + " stopped heartbeating"
+    common = {"lease_expires_utc": None, "updated_utc": now, "last_error": reason}
+    dead = (
+        update(j)
+        .where(expired, j.c.attempt_count >= j.c.max_attempts)
+        .values(status=JobStatus.DEADLETTER.value, completed_utc=now, **common)
+        .returning(j.c.job_id)
+    )
+    retried = (
+        update(j)
+        .where(expired)
+        .values(status=JobStatus.FAILED.value, available_utc=now, **common)
+        .returning(j.c.job_id)
+    )
+    runs = (
+        update(r)
+        .where(r.c.job_id.in_(bindparam("p_job_ids", expanding=True)), r.c.status == "RUNNING")
+        .values(status="FAILED", error="worker lost its lease (died or hung)", completed_utc=now)
+    )
+    return dead, retried, runs
+
+
+def _owned(j: Any) -> Any:
+    """The guard of every owner's write: still RUNNING and still locked by this worker."""
+    return and_(
+        j.c.job_id == bindparam("p_job", type_=j.c.job_id.type),
+        j.c.locked_by == bindparam("p_worker", type_=j.c.locked_by.type),
+        j.c.status == JobStatus.RUNNING.value,
+    )
+
+
+@functools.cache
+def _heartbeat_sql(dialect: str, with_progress: bool) -> Update:
+    j = tables_for(dialect).job
+    values: dict[str, Any] = {
+        "lease_expires_utc": bindparam("p_lease_expires", type_=j.c.lease_expires_utc.type),
+        "updated_utc": bindparam("p_now", type_=j.c.updated_utc.type),
+    }
+    if with_progress:
+        values["result_json"] = bindparam("p_result", type_=j.c.result_json.type)
+    return update(j).where(_owned(j)).values(**values)
+
+
+@functools.cache
+def _succeed_sql(dialect: str) -> Update:
+    j = tables_for(dialect).job
+    now = bindparam("p_now", type_=j.c.updated_utc.type)
+    return (
+        update(j)
+        .where(_owned(j))
+        .values(
+            status=JobStatus.SUCCEEDED.value,
+            result_json=bindparam("p_result", type_=j.c.result_json.type),
+            dedupe_key=None,
+            lease_expires_utc=None,
+            completed_utc=now,
+            updated_utc=now,
+        )
+    )
+
+
 def validate_payload(job_type: JobType | str, payload: Mapping[str, Any] | JobPayload) -> JobPayload:
     """The payload as its type's model, or :class:`InvalidPayloadError` naming every bad field."""
     kind = parse_job_type(job_type)
@@ -157,8 +266,11 @@ class JobQueue:
         retry_cap_s: float = RETRY_CAP_S,
         retry_jitter: float = RETRY_JITTER,
         rng: random.Random | None = None,
+        reclaim_every_s: float = RECLAIM_EVERY_S,
     ) -> None:
         self.db = db
+        self.reclaim_every_s = reclaim_every_s
+        self._next_reclaim: datetime | None = None
         self.clock = clock
         self.retry_base_s = retry_base_s
         self.retry_cap_s = retry_cap_s
@@ -192,6 +304,7 @@ class JobQueue:
         out: list[Enqueued] = []
         with self.db.write() as tx:
             self._check_spaces(tx, {payload.routing_space_id() for _, payload in validated})
+            notify_job_available(tx)  # delivered at commit: idle workers wake (PostgreSQL LISTEN/NOTIFY)
             j = tx.t.job
             for item, payload in validated:
                 values = {
@@ -247,25 +360,21 @@ class JobQueue:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         now = self.clock()
+        params: dict[str, Any] = {
+            "p_now": now,
+            "p_worker": worker_id,
+            "p_lease_expires": now + timedelta(seconds=lease_seconds),
+        }
+        if types is not None:
+            params["p_types"] = [t.value for t in types]
+        if spaces is not None:
+            params["p_spaces"] = list(spaces)
         with self.db.write() as tx:
-            self._reclaim(tx, now)
-            j = tx.t.job
-            candidate = self._ready(tx, now, types, spaces).with_only_columns(j.c.job_id).limit(1)
-            if tx.dialect == "postgresql":
-                candidate = candidate.with_for_update(skip_locked=True)
-            row = tx.execute(
-                update(j)
-                .where(j.c.job_id == candidate.scalar_subquery(), j.c.status.in_(READY_STATUSES))
-                .values(
-                    status=JobStatus.RUNNING.value,
-                    locked_by=worker_id,
-                    locked_utc=now,
-                    lease_expires_utc=now + timedelta(seconds=lease_seconds),
-                    attempt_count=j.c.attempt_count + 1,
-                    updated_utc=now,
-                )
-                .returning(*j.c)
-            ).first()
+            if self._next_reclaim is None or now >= self._next_reclaim:
+                self._reclaim(tx, now)
+                self._next_reclaim = now + timedelta(seconds=self.reclaim_every_s)
+            statement = _claim_sql(tx.dialect, types is not None, spaces is not None)
+            row = tx.execute(statement, params).first()
         return Job.from_row(row) if row is not None else None
 
     def peek(
@@ -297,40 +406,21 @@ class JobQueue:
         with self.db.write() as tx:
             return self._reclaim(tx, self.clock())
 
-    def _reclaim(self, tx: Tx, now: datetime) -> Reclaimed:
-        j, r = tx.t.job, tx.t.run
-        expired = and_(j.c.status == JobStatus.RUNNING.value, j.c.lease_expires_utc < now)
-        reason = literal("lease expired: worker ") + func.coalesce(j.c.locked_by, "?") + " stopped heartbeating"
-        common = {"lease_expires_utc": None, "updated_utc": now, "last_error": reason}
-        dead = list(
-            tx.execute(
-                update(j)
-                .where(expired, j.c.attempt_count >= j.c.max_attempts)
-                .values(status=JobStatus.DEADLETTER.value, completed_utc=now, **common)
-                .returning(j.c.job_id)
-            ).scalars()
-        )
-        retried = list(
-            tx.execute(
-                update(j)
-                .where(expired)
-                .values(status=JobStatus.FAILED.value, available_utc=now, **common)
-                .returning(j.c.job_id)
-            ).scalars()
-        )
+    @staticmethod
+    def _reclaim(tx: Tx, now: datetime) -> Reclaimed:
+        dead_sql, retried_sql, runs_sql = _reclaim_sql(tx.dialect)
+        dead = list(tx.execute(dead_sql, {"p_now": now}).scalars())
+        retried = list(tx.execute(retried_sql, {"p_now": now}).scalars())
         if dead or retried:
             # The runs those workers left open will never be finished by them.
-            tx.execute(
-                update(r)
-                .where(r.c.job_id.in_(dead + retried), r.c.status == "RUNNING")
-                .values(status="FAILED", error="worker lost its lease (died or hung)", completed_utc=now)
-            )
+            tx.execute(runs_sql, {"p_now": now, "p_job_ids": dead + retried})
         return Reclaimed(retried=sorted(retried), deadlettered=sorted(dead))
 
     # -- the owner's operations -------------------------------------------------------------------------------
 
     @staticmethod
     def _owned(tx: Tx, job_id: int, worker_id: str) -> Any:
+        """The same guard with literal values, for the colder operations."""
         j = tx.t.job
         return and_(j.c.job_id == job_id, j.c.locked_by == worker_id, j.c.status == JobStatus.RUNNING.value)
 
@@ -339,30 +429,22 @@ class JobQueue:
     ) -> bool:
         """Extend the lease (and publish progress in ``result_json``); False means the lease is lost."""
         now = self.clock()
-        values: dict[str, Any] = {"lease_expires_utc": now + timedelta(seconds=lease_seconds), "updated_utc": now}
+        params: dict[str, Any] = {
+            "p_job": job_id,
+            "p_worker": worker_id,
+            "p_now": now,
+            "p_lease_expires": now + timedelta(seconds=lease_seconds),
+        }
         if progress is not None:
-            values["result_json"] = {"progress": dict(progress)}
+            params["p_result"] = {"progress": dict(progress)}
         with self.db.write() as tx:
-            result = tx.execute(update(tx.t.job).where(self._owned(tx, job_id, worker_id)).values(**values))
-            return bool(result.rowcount)
+            return bool(tx.execute(_heartbeat_sql(tx.dialect, progress is not None), params).rowcount)
 
     def succeed(self, job_id: int, worker_id: str, result: Mapping[str, Any] | None = None) -> bool:
         """Record success if this worker still owns the job; False means another owner (or a cancel) won."""
-        now = self.clock()
+        params = {"p_job": job_id, "p_worker": worker_id, "p_now": self.clock(), "p_result": dict(result or {})}
         with self.db.write() as tx:
-            outcome = tx.execute(
-                update(tx.t.job)
-                .where(self._owned(tx, job_id, worker_id))
-                .values(
-                    status=JobStatus.SUCCEEDED.value,
-                    result_json=dict(result or {}),
-                    dedupe_key=None,
-                    lease_expires_utc=None,
-                    completed_utc=now,
-                    updated_utc=now,
-                )
-            )
-            return bool(outcome.rowcount)
+            return bool(tx.execute(_succeed_sql(tx.dialect), params).rowcount)
 
     def fail(self, job_id: int, worker_id: str, error: str, *, permanent: bool = False) -> FailOutcome | None:
         """Record a failed attempt: retry later with backoff, or DEADLETTER when out of attempts.
@@ -406,6 +488,7 @@ class JobQueue:
         """Give an unfinished job back (the worker is stopping): NEW again, and the attempt is not counted."""
         now = self.clock()
         with self.db.write() as tx:
+            notify_job_available(tx)
             j = tx.t.job
             outcome = tx.execute(
                 update(j)
@@ -436,6 +519,7 @@ class JobQueue:
             return []
         now = self.clock()
         with self.db.write() as tx:
+            notify_job_available(tx)
             j = tx.t.job
             condition = (
                 j.c.status == JobStatus.DEADLETTER.value

@@ -33,8 +33,16 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from holocron.jobs.models import InvalidPayloadError, Job, JobStatus, JobType, PermanentJobError
+from holocron.jobs.notify import JobWaiter
 from holocron.jobs.queue import JobQueue, validate_payload
 from holocron.jobs.registry import Handler, JobContext, JobInterruptedError, JobRegistry, default_registry
+from holocron.observability.logs import log_context
+from holocron.observability.metrics import (
+    record_job_claimed,
+    record_job_deadletter,
+    record_job_finished,
+    record_job_retry,
+)
 from holocron.store.runs import finish_run, start_run
 from holocron.store.spaces import EmbeddingSpace, get_space
 
@@ -178,6 +186,7 @@ class Worker:
         self._drained = False
         self._reserved = 0  # claims started, for max_jobs
         self._spaces: dict[int, EmbeddingSpace] = {}
+        self._waiter = JobWaiter(holo.db)  # idle slots wake on NOTIFY (PostgreSQL) or sleep (SQLite)
 
     # -- control ----------------------------------------------------------------------------------------------
 
@@ -258,6 +267,7 @@ class Worker:
                             thread.join(timeout=0.5)  # short joins keep the main thread free for signals
         finally:
             heartbeater.close()
+            self._waiter.close()
         self.report.seconds = time.perf_counter() - started
         self.report.stop_reason = self._stop_reason or ("drained" if opts.drain else None)
         return self.report
@@ -286,11 +296,12 @@ class Worker:
                     if opts.drain and self._busy == 0:
                         self._drained = True
                         return
-                self._stop.wait(idle)
+                self._waiter.wait(idle, stop=self._stop)
                 idle = min(idle * 2, opts.poll_seconds)
                 continue
             idle = opts.min_idle_seconds
             self.report.add("claimed")
+            record_job_claimed(job.job_type.value)
             try:
                 self._execute(job, worker_id, heartbeater)
             except Exception:
@@ -313,6 +324,15 @@ class Worker:
             self._spaces[space_id] = found
         return self._spaces[space_id]
 
+    def _record(self, job: Job, outcome: str, started: float) -> None:
+        """Count the outcome for the worker's report and for Prometheus."""
+        self.report.add(outcome)
+        record_job_finished(job.job_type.value, outcome, time.perf_counter() - started)
+        if outcome == "failed":
+            record_job_retry(job.job_type.value)
+        elif outcome == "deadlettered":
+            record_job_deadletter(job.job_type.value)
+
     def _execute(self, job: Job, worker_id: str, heartbeater: _Heartbeater) -> None:
         started = time.perf_counter()
         run_id = start_run(
@@ -330,82 +350,96 @@ class Worker:
             job_id=job.job_id,
             worker_id=worker_id,
         )
-        ctx = JobContext(
-            holo=self.holo,
-            queue=self.queue,
-            job=job,
-            run_id=run_id,
+        space = self._space(job.embedding_space_id)
+        with log_context(
+            job_id=job.job_id,
+            job_type=job.job_type.value,
             worker_id=worker_id,
-            stop_requested=self._stop_requested,
-            _spaces=self._spaces,
-        )
-        wait = (job.locked_utc - job.available_utc).total_seconds() if job.locked_utc else None
-
-        def metrics(**more: Any) -> dict[str, Any]:
-            return {
-                **ctx.metrics,
-                "job_id": job.job_id,
-                "attempt": job.attempt_count,
-                "job_seconds": round(time.perf_counter() - started, 4),
-                "queue_wait_seconds": round(wait, 4) if wait is not None else None,
-                **more,
-            }
-
-        heartbeater.add(worker_id, ctx)
-        try:
-            payload = validate_payload(job.job_type, job.input)
-            result = dict(self.registry.spec(job.job_type).handler(ctx, payload))
-        except JobInterruptedError as exc:
-            heartbeater.remove(ctx)
-            finish_run(self.holo.db, run_id, metrics=metrics(interrupted=True), error=f"interrupted: {exc.reason}")
-            if exc.lease_lost or ctx.lease_lost:
-                self.report.add("lost")
-                log.warning("job %s %s abandoned: %s", job.job_id, job.job_type, exc.reason)
-            elif self.queue.release(job.job_id, worker_id):
-                self.report.add("released")
-                log.info("job %s %s released: %s", job.job_id, job.job_type, exc.reason)
-            else:
-                self.report.add("lost")
-            return
-        except Exception as exc:
-            heartbeater.remove(ctx)
-            message = f"{type(exc).__name__}: {exc}"
-            permanent = isinstance(exc, (PermanentJobError, InvalidPayloadError))
-            log.warning(
-                "job %s %s attempt %d failed: %s",
-                job.job_id,
-                job.job_type,
-                job.attempt_count,
-                message,
-                exc_info=not isinstance(exc, PermanentJobError),
+            run_id=run_id,
+            space=space.name if space else None,
+        ):
+            ctx = JobContext(
+                holo=self.holo,
+                queue=self.queue,
+                job=job,
+                run_id=run_id,
+                worker_id=worker_id,
+                stop_requested=self._stop_requested,
+                _spaces=self._spaces,
             )
-            finish_run(self.holo.db, run_id, metrics=metrics(), error=message)
-            outcome = self.queue.fail(job.job_id, worker_id, message, permanent=permanent)
-            if outcome is None:
-                self.report.add("lost")
-            elif outcome.status is JobStatus.DEADLETTER:
-                self.report.add("deadlettered")
-            else:
-                self.report.add("failed")
-            return
-        except BaseException:
-            # Not ours to swallow (an interpreter exit): give the job back first so it is not stuck in RUNNING.
+            wait = (job.locked_utc - job.available_utc).total_seconds() if job.locked_utc else None
+
+            def metrics(**more: Any) -> dict[str, Any]:
+                return {
+                    **ctx.metrics,
+                    "job_id": job.job_id,
+                    "attempt": job.attempt_count,
+                    "job_seconds": round(time.perf_counter() - started, 4),
+                    "queue_wait_seconds": round(wait, 4) if wait is not None else None,
+                    **more,
+                }
+
+            heartbeater.add(worker_id, ctx)
+            try:
+                payload = validate_payload(job.job_type, job.input)
+                result = dict(self.registry.spec(job.job_type).handler(ctx, payload))
+            except JobInterruptedError as exc:
+                heartbeater.remove(ctx)
+                finish_run(self.holo.db, run_id, metrics=metrics(interrupted=True), error=f"interrupted: {exc.reason}")
+                if exc.lease_lost or ctx.lease_lost:
+                    self._record(job, "lost", started)
+                    log.warning("job %s %s abandoned: %s", job.job_id, job.job_type, exc.reason)
+                elif self.queue.release(job.job_id, worker_id):
+                    self._record(job, "released", started)
+                    log.info("job %s %s released: %s", job.job_id, job.job_type, exc.reason)
+                else:
+                    self._record(job, "lost", started)
+                return
+            except Exception as exc:
+                heartbeater.remove(ctx)
+                message = f"{type(exc).__name__}: {exc}"
+                permanent = isinstance(exc, (PermanentJobError, InvalidPayloadError))
+                log.warning(
+                    "job %s %s attempt %d failed: %s",
+                    job.job_id,
+                    job.job_type,
+                    job.attempt_count,
+                    message,
+                    exc_info=not isinstance(exc, PermanentJobError),
+                )
+                finish_run(self.holo.db, run_id, metrics=metrics(), error=message)
+                outcome = self.queue.fail(job.job_id, worker_id, message, permanent=permanent)
+                if outcome is None:
+                    self._record(job, "lost", started)
+                elif outcome.status is JobStatus.DEADLETTER:
+                    self._record(job, "deadlettered", started)
+                else:
+                    self._record(job, "failed", started)
+                return
+            except BaseException:
+                # Not ours to swallow (an interpreter exit): give the job back first so it is not stuck in RUNNING.
+                heartbeater.remove(ctx)
+                finish_run(self.holo.db, run_id, metrics=metrics(interrupted=True), error="worker exiting")
+                self.queue.release(job.job_id, worker_id)
+                raise
             heartbeater.remove(ctx)
-            finish_run(self.holo.db, run_id, metrics=metrics(interrupted=True), error="worker exiting")
-            self.queue.release(job.job_id, worker_id)
-            raise
-        heartbeater.remove(ctx)
-        # The run is finished before the job: a crash in between re-runs an idempotent job, never the reverse
-        # (a SUCCEEDED job whose run stays RUNNING forever).
-        finish_run(self.holo.db, run_id, metrics=metrics(), error=None)
-        if self.queue.succeed(job.job_id, worker_id, {**result, "run_id": run_id}):
-            self.report.add("succeeded")
-            log.info(
-                "job %s %s succeeded in %.2fs (run %s)", job.job_id, job.job_type, time.perf_counter() - started, run_id
-            )
-        else:
-            self.report.add("lost")
-            log.warning("job %s %s finished after losing its lease; its result was discarded", job.job_id, job.job_type)
+            # The run is finished before the job: a crash in between re-runs an idempotent job, never the reverse
+            # (a SUCCEEDED job whose run stays RUNNING forever).
+            finish_run(self.holo.db, run_id, metrics=metrics(), error=None)
+            if self.queue.succeed(job.job_id, worker_id, {**result, "run_id": run_id}):
+                self._record(job, "succeeded", started)
+                log.info(
+                    "job %s %s succeeded in %.2fs (run %s)",
+                    job.job_id,
+                    job.job_type,
+                    time.perf_counter() - started,
+                    run_id,
+                )
+            else:
+                self._record(job, "lost", started)
+                log.warning(
+                    "job %s %s finished after losing its lease; its result was discarded", job.job_id, job.job_type
+                )
 
 
 def run_worker(

@@ -75,6 +75,21 @@ def keyword_search(tx: Tx, question: str, limit: int, filters: SearchFilters | N
         )
         return [(row.chunk_id, float(row.score)) for row in tx.execute(statement)]
     bm25: Any = literal_column("bm25(vector_chunk_fts)")
+    match = literal_column("vector_chunk_fts").op("MATCH")(fts5_query(terms))
+    if filters is None or filters.empty:
+        # FTS5 alone ranks and cuts to the limit; only the winners are then mapped to chunk ids. Joining
+        # first would touch every matching row (several times slower on natural-language questions).
+        top = tx.execute(
+            select(_FTS.c.rowid, bm25.label("score")).where(match).order_by(bm25, _FTS.c.rowid).limit(limit)
+        ).all()
+        if not top:
+            return []
+        chunk_of = dict(
+            tx.execute(
+                select(_FTS_KEY.c.fts_key, _FTS_KEY.c.chunk_id).where(_FTS_KEY.c.fts_key.in_([r.rowid for r in top]))
+            ).all()
+        )
+        return [(chunk_of[r.rowid], -float(r.score)) for r in top if r.rowid in chunk_of]
     statement = (
         select(_FTS_KEY.c.chunk_id, bm25.label("score"))
         .select_from(
@@ -82,7 +97,7 @@ def keyword_search(tx: Tx, question: str, limit: int, filters: SearchFilters | N
             .join(c, c.c.chunk_id == _FTS_KEY.c.chunk_id)
             .join(reg, reg.c.source_id == c.c.source_id)
         )
-        .where(literal_column("vector_chunk_fts").op("MATCH")(fts5_query(terms)), condition)
+        .where(match, condition)
         .order_by(bm25, _FTS_KEY.c.chunk_id)
         .limit(limit)
     )

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import bindparam, func, literal_column, select
+from sqlalchemy import BigInteger, any_, bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from holocron.retrieval.space_index import SyncReport
 from holocron.retrieval.vector_index import Ranked
@@ -61,7 +62,9 @@ class PgVectorIndex:
         if allowed is not None:
             if not allowed:
                 return []
-            statement = statement.where(e.c.embedding_id.in_(sorted(int(i) for i in allowed)))
+            # One array parameter, not one parameter per id (PostgreSQL allows 65,535 per statement).
+            ids = bindparam("allowed", sorted(int(i) for i in allowed), type_=ARRAY(BigInteger))
+            statement = statement.where(e.c.embedding_id == any_(ids))
         with self.db.read() as tx:
             return [(int(row.embedding_id), 1.0 - float(row.distance)) for row in tx.execute(statement)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +84,7 @@ SpaceVectors = SpaceIndex | PgVectorIndex
 
 
 def open_space_index(db: Database, space: EmbeddingSpace, config: RetrievalConfig) -> SpaceVectors:
-    """pgvector on PostgreSQL; on SQLite the exact/usearch index kept beside the database file."""
+    """pgvector on PostgreSQL; on SQLite the exact or HNSW index kept beside the database file."""
     if db.dialect == "postgresql":
         return PgVectorIndex(db, space.embedding_space_id, space.dimensions)
     return SpaceIndex(db, space.embedding_space_id, space.dimensions, config=config.index)
@@ -109,6 +110,7 @@ class Searcher:
         self.provider = provider
         self.config = config or RetrievalConfig()
         self.index: SpaceVectors = open_space_index(db, space, self.config)
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="holocron-keyword")
 
     def search(
         self,
@@ -130,6 +132,14 @@ class Searcher:
             raise ValueError("max_per_source must be at least 1")
         filters = filters or SearchFilters()
         timing: dict[str, float] = {}
+        pool = max(k, self.config.candidates) if mode == "hybrid" else k
+        if max_per_source is not None:
+            pool = max(pool, k * 4)
+        # The keyword list needs no query vector: it runs on a worker thread while the query is embedded
+        # and the vector index searched (SQLite, the model and numpy all release the GIL).
+        keyword_first: Future[list[tuple[str, float]]] | None = None
+        if mode != "vector":
+            keyword_first = self._workers.submit(self._keyword, query, pool, filters, timing)
         vector: np.ndarray | None = None
         if mode != "keyword":
             clock = time.perf_counter()
@@ -141,19 +151,27 @@ class Searcher:
             clock = time.perf_counter()
             allowed = self._allowed(filters)
             timing["filter"] = _ms(clock)
-        pool = max(k, self.config.candidates) if mode == "hybrid" else k
-        if max_per_source is not None:
-            pool = max(pool, k * 4)
         while True:
-            candidates, exhausted = self._rank(query, vector, mode, pool, filters, allowed, timing)
-            with self.db.read() as tx:
-                rows = get_chunks(tx, [c.chunk_id for c in candidates])
-            candidates = [c for c in candidates if c.chunk_id in rows]
-            kept = cap_per_group(candidates, _source_of(rows), max_per_source)
+            candidates, exhausted = self._rank(query, vector, mode, pool, filters, allowed, timing, keyword_first)
+            keyword_first = None
+            if max_per_source is None:
+                kept = candidates
+            else:
+                sources = self._sources([c.chunk_id for c in candidates])
+                kept = cap_per_group(
+                    [c for c in candidates if c.chunk_id in sources], _source_of(sources), max_per_source
+                )
             if len(kept) >= k or exhausted or pool >= MAX_POOL:
                 break
             pool = min(pool * 4, MAX_POOL)
-        hits = [_hit(rank, c, rows[c.chunk_id]) for rank, c in enumerate(kept[:k], start=1)]
+        clock = time.perf_counter()
+        with self.db.read() as tx:
+            rows = get_chunks(tx, [c.chunk_id for c in kept[:k]])
+        # Only a chunk deleted since it was ranked can be missing here.
+        hits = [
+            _hit(rank, c, rows[c.chunk_id]) for rank, c in enumerate((c for c in kept[:k] if c.chunk_id in rows), 1)
+        ]
+        timing["rows"] = _ms(clock)
         latency_ms = _ms(started)
         policy = {
             **self.config.policy_json(mode),
@@ -192,6 +210,7 @@ class Searcher:
         filters: SearchFilters,
         allowed: set[int] | None,
         timing: dict[str, float],
+        keyword_ready: Future[list[tuple[str, float]]] | None = None,
     ) -> tuple[list[_Candidate], bool]:
         """Candidates best first, and whether the lists ran dry (asking for more would find nothing new)."""
         by_vector: list[tuple[str, float]] = []
@@ -204,10 +223,10 @@ class Searcher:
             timing["vector"] = timing.get("vector", 0.0) + _ms(clock)
             exhausted = exhausted and len(ranked) < pool
         if mode != "vector":
-            clock = time.perf_counter()
-            with self.db.read() as tx:
-                by_keyword = keyword_search(tx, query, pool, filters)
-            timing["keyword"] = timing.get("keyword", 0.0) + _ms(clock)
+            if keyword_ready is not None:
+                by_keyword = keyword_ready.result()
+            else:
+                by_keyword = self._keyword(query, pool, filters, timing)
             exhausted = exhausted and len(by_keyword) < pool
         if mode == "vector":
             return [
@@ -239,6 +258,21 @@ class Searcher:
             for f in fused
         ], exhausted
 
+    def _keyword(
+        self, query: str, pool: int, filters: SearchFilters, timing: dict[str, float]
+    ) -> list[tuple[str, float]]:
+        clock = time.perf_counter()
+        with self.db.read() as tx:
+            ranked = keyword_search(tx, query, pool, filters)
+        timing["keyword"] = timing.get("keyword", 0.0) + _ms(clock)
+        return ranked
+
+    def _sources(self, chunk_ids: Sequence[str]) -> dict[str, str]:
+        """chunk id -> source id, for the per-source cap (without loading any text)."""
+        c = self.db.t.chunk
+        with self.db.read() as tx:
+            return dict(tx.execute(select(c.c.chunk_id, c.c.source_id).where(c.c.chunk_id.in_(list(chunk_ids)))).all())
+
     def _chunk_ids(self, ranked: Sequence[tuple[int, float]]) -> list[tuple[str, float]]:
         if not ranked:
             return []
@@ -269,8 +303,8 @@ class Searcher:
             return {int(value) for value in rows}
 
 
-def _source_of(rows: dict[str, dict[str, Any]]) -> Callable[[_Candidate], str]:
-    return lambda candidate: str(rows[candidate.chunk_id]["source_id"])
+def _source_of(sources: dict[str, str]) -> Callable[[_Candidate], str]:
+    return lambda candidate: sources[candidate.chunk_id]
 
 
 def _ms(since: float) -> float:

@@ -11,8 +11,9 @@ catching up is: replay the log rows after that sequence, then compare the index'
 * Anything else that could leave the two apart (a lost log, a damaged file, a copied database) shows up
   as a size mismatch or an unreadable file and triggers a rebuild from the table.
 
-Below ``exact_threshold`` vectors the index is a numpy matrix (exact, no file); at or above it, usearch HNSW,
-saved beside the SQLite file as ``index/space-<id>.usearch`` with ``index/space-<id>.json``.
+Below ``exact_threshold`` vectors the index is a numpy matrix (exact, no file); at or above it, hnswlib HNSW,
+saved beside the SQLite file as ``index/space-<id>.hnsw`` with ``index/space-<id>.json``. Removed vectors stay
+in the graph as tombstones until they pass ``max_tombstone_fraction`` of it; then the index is rebuilt.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from sqlalchemy import Integer, String, and_, column, func, select, table
 from holocron.retrieval.vector_index import (
     ExactVectorIndex,
     HnswParams,
+    HnswVectorIndex,
     Ranked,
-    UsearchVectorIndex,
 )
 from holocron.store.database import Database, Tx
 from holocron.store.types import utcnow
@@ -43,7 +44,7 @@ from holocron.vectors import Matrix
 log = logging.getLogger(__name__)
 
 SIDECAR_FORMAT = 1
-LIBRARY = "usearch"
+LIBRARY = "hnswlib"
 
 EMBEDDING_LOG = table(
     "vector_embedding_log",
@@ -63,6 +64,7 @@ class IndexConfig:
     save_every: int = 1_000  # replayed changes after which the file is rewritten
     filter_exact_max: int = 20_000
     filter_exact_fraction: float = 0.02
+    max_tombstone_fraction: float = 0.2  # deleted-but-still-in-the-graph share that triggers a rebuild
 
 
 @dataclass
@@ -112,7 +114,7 @@ class SpaceIndex:
         if folder is None and db.sqlite_path is not None:
             folder = db.sqlite_path.parent / "index"
         self.folder = folder
-        self._index: ExactVectorIndex | UsearchVectorIndex | None = None
+        self._index: ExactVectorIndex | HnswVectorIndex | None = None
         self._seq = 0
         self._unsaved = 0
         self._lock = threading.RLock()
@@ -121,7 +123,7 @@ class SpaceIndex:
 
     @property
     def index_path(self) -> Path | None:
-        return self.folder / f"space-{self.embedding_space_id}.usearch" if self.folder else None
+        return self.folder / f"space-{self.embedding_space_id}.hnsw" if self.folder else None
 
     @property
     def sidecar_path(self) -> Path | None:
@@ -129,7 +131,7 @@ class SpaceIndex:
 
     @property
     def kind(self) -> str:
-        return "usearch" if isinstance(self._index, UsearchVectorIndex) else "exact"
+        return "hnsw" if isinstance(self._index, HnswVectorIndex) else "exact"
 
     def __len__(self) -> int:
         return len(self._index) if self._index is not None else 0
@@ -167,9 +169,13 @@ class SpaceIndex:
                 return self.rebuild(reason=reason)
             if self._wrong_kind(expected):
                 return self.rebuild(reason=f"{expected} vectors: switching from {self.kind}")
+            if isinstance(
+                self._index, HnswVectorIndex
+            ) and self._index.tombstones > self.config.max_tombstone_fraction * max(expected, 1):
+                return self.rebuild(reason=f"{self._index.tombstones} removed vectors still in the graph")
             self._unsaved += replayed
             saved = False
-            if isinstance(self._index, UsearchVectorIndex) and self._unsaved >= self.config.save_every:
+            if isinstance(self._index, HnswVectorIndex) and self._unsaved >= self.config.save_every:
                 saved = self._save()
             return SyncReport(
                 self.kind,
@@ -193,7 +199,7 @@ class SpaceIndex:
                 index.add(ids[start : start + 50_000], matrix[start : start + 50_000])
             self._index, self._seq, self._unsaved = index, seq, 0
             saved = False
-            if isinstance(index, UsearchVectorIndex):
+            if isinstance(index, HnswVectorIndex):
                 saved = self._save()
             else:
                 self._remove_files()
@@ -206,13 +212,15 @@ class SpaceIndex:
                 saved=saved,
                 seconds=time.perf_counter() - started,
             )
-            log.info("space %s index rebuilt: %s", self.embedding_space_id, report.to_json())
+            (log.info if report.kind == "hnsw" else log.debug)(
+                "space %s index rebuilt: %s", self.embedding_space_id, report.to_json()
+            )
             return report
 
     def save(self) -> bool:
         """Write the file now (normally done after every ``save_every`` replayed changes)."""
         with self._lock:
-            return self._save() if isinstance(self._index, UsearchVectorIndex) else False
+            return self._save() if isinstance(self._index, HnswVectorIndex) else False
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -227,10 +235,10 @@ class SpaceIndex:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _new_index(self, size: int) -> ExactVectorIndex | UsearchVectorIndex:
+    def _new_index(self, size: int) -> ExactVectorIndex | HnswVectorIndex:
         if size < self.config.exact_threshold:
             return ExactVectorIndex(self.dimensions)
-        return UsearchVectorIndex(
+        return HnswVectorIndex(
             self.dimensions,
             self.config.hnsw,
             exact_subset_max=self.config.filter_exact_max,
@@ -240,7 +248,7 @@ class SpaceIndex:
     def _wrong_kind(self, size: int) -> bool:
         """Exact below the threshold, HNSW at or above it; halving the threshold on the way down avoids
         flapping between the two around the boundary."""
-        if isinstance(self._index, UsearchVectorIndex):
+        if isinstance(self._index, HnswVectorIndex):
             return size < self.config.exact_threshold // 2
         return size >= self.config.exact_threshold
 
@@ -327,20 +335,22 @@ class SpaceIndex:
             "dimensions": self.dimensions,
             "params": self.config.hnsw.to_json(),
         }
-        if any(meta.get(key) != value for key, value in expected.items()):
+        if any(meta.get(key) != value for key, value in expected.items() if key != "params"):
             return False
+        built = {"connectivity": self.config.hnsw.connectivity, "expansion_add": self.config.hnsw.expansion_add}
+        if any((meta.get("params") or {}).get(key) != value for key, value in built.items()):
+            return False  # a graph built differently; the search-time ef may change freely
         try:
-            index = UsearchVectorIndex.load(
+            index = HnswVectorIndex.load(
                 path,
                 self.dimensions,
                 self.config.hnsw,
+                meta.get("index_state"),
                 exact_subset_max=self.config.filter_exact_max,
                 exact_subset_fraction=self.config.filter_exact_fraction,
             )
         except Exception as exc:  # a damaged file is rebuilt, whatever the library raised
             log.warning("space %s: index file %s unreadable (%s)", self.embedding_space_id, path, exc)
-            return False
-        if len(index) != int(meta.get("count", -1)):
             return False
         self._index, self._seq, self._unsaved = index, int(meta.get("seq", 0)), 0
         return True
@@ -348,11 +358,11 @@ class SpaceIndex:
     def _save(self) -> bool:
         """Write the file, then the sidecar, each by atomic rename: the sidecar never claims more."""
         path, sidecar = self.index_path, self.sidecar_path
-        if path is None or sidecar is None or not isinstance(self._index, UsearchVectorIndex):
+        if path is None or sidecar is None or not isinstance(self._index, HnswVectorIndex):
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        self._index.save(tmp)
+        state = self._index.save(tmp)
         tmp.replace(path)
         meta = {
             "format": SIDECAR_FORMAT,
@@ -362,6 +372,7 @@ class SpaceIndex:
             "params": self.config.hnsw.to_json(),
             "seq": self._seq,
             "count": len(self._index),
+            "index_state": state,
             "saved_utc": utcnow().isoformat(),
         }
         tmp_meta = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.{threading.get_ident()}.tmp")

@@ -1,18 +1,18 @@
 """Vector indexes behind one small interface, keyed by ``embedding_id``.
 
 ``ExactVectorIndex`` is a numpy matrix (the recall baseline, and the index below the size threshold);
-``UsearchVectorIndex`` is an HNSW graph from usearch (chosen by ``bench/ann_choice.py``, see
-``docs/retrieval.md``). On PostgreSQL the same interface is served by pgvector (``retrieval/pgvector.py``).
+``HnswVectorIndex`` is an HNSW graph from hnswlib (chosen over usearch and FAISS by ``bench/ann_choice.py``,
+see ``docs/retrieval.md``). On PostgreSQL the same interface is served by pgvector (``retrieval/pgvector.py``).
 Scores are inner products of unit vectors, i.e. cosine similarity: higher is better.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,24 @@ class VectorIndex(Protocol):
     def search(self, query: npt.ArrayLike, k: int, allowed: Collection[int] | None = None) -> Ranked: ...
 
 
+_blas: list[Any] = []
+
+
+def one_blas_thread() -> AbstractContextManager[object]:
+    """Query-time matrix products on one BLAS thread. A matrix-vector product is memory-bound; spreading it
+    over threads only helps on idle cores, and on busy ones the threads' spin-waits made it ~8x slower (a
+    12k x 384 product: 10 ms with 2 threads vs 1.3 ms with 1 on this 2-core machine under load)."""
+    if not _blas:
+        try:
+            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+            _blas.append(ThreadpoolController())
+        except ImportError:  # pragma: no cover - installed with sentence-transformers
+            _blas.append(None)
+    controller = _blas[0]
+    return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
+
+
 def top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
     """Positions of the k largest scores, best first; ties keep their input order (deterministic)."""
     k = min(k, len(scores))
@@ -51,7 +69,8 @@ class ExactVectorIndex:
     """Brute force over a contiguous float32 matrix: exact by construction.
 
     Rows live in a buffer that grows by doubling; a removed row is filled by the last one, so adds and
-    removes cost O(changed rows), not a copy of the whole matrix.
+    removes cost O(changed rows). Ids are database row ids (small, dense integers), so id -> row is a plain
+    array: selecting the rows of an allowed set is one vectorised lookup, not a Python loop.
     """
 
     def __init__(self, dimensions: int) -> None:
@@ -59,10 +78,13 @@ class ExactVectorIndex:
         self._ids: Ids = np.zeros(0, dtype=np.int64)
         self._matrix: Matrix = np.zeros((0, dimensions), dtype=np.float32)
         self._size = 0
-        self._position: dict[int, int] = {}
+        self._row: Ids = np.full(0, -1, dtype=np.int64)  # id -> row, -1 when absent
 
     def __len__(self) -> int:
         return self._size
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, int | np.integer) and 0 <= int(key) < len(self._row) and self._row[int(key)] >= 0
 
     @property
     def ids(self) -> Ids:
@@ -72,47 +94,68 @@ class ExactVectorIndex:
     def matrix(self) -> Matrix:
         return self._matrix[: self._size]
 
-    def _reserve(self, extra: int) -> None:
+    def _reserve(self, extra: int, largest_id: int) -> None:
         needed = self._size + extra
-        if needed <= len(self._ids):
-            return
-        capacity = max(needed, 2 * len(self._ids), 1024)
-        ids = np.zeros(capacity, dtype=np.int64)
-        matrix = np.zeros((capacity, self.dimensions), dtype=np.float32)
-        ids[: self._size] = self._ids[: self._size]
-        matrix[: self._size] = self._matrix[: self._size]
-        self._ids, self._matrix = ids, matrix
+        if needed > len(self._ids):
+            capacity = max(needed, 2 * len(self._ids), 1024)
+            ids = np.zeros(capacity, dtype=np.int64)
+            matrix = np.zeros((capacity, self.dimensions), dtype=np.float32)
+            ids[: self._size] = self._ids[: self._size]
+            matrix[: self._size] = self._matrix[: self._size]
+            self._ids, self._matrix = ids, matrix
+        if largest_id >= len(self._row):
+            row = np.full(max(largest_id + 1, 2 * len(self._row), 1024), -1, dtype=np.int64)
+            row[: len(self._row)] = self._row
+            self._row = row
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         keys = np.asarray(ids, dtype=np.int64).reshape(-1)
         matrix = np.asarray(vectors, dtype=np.float32).reshape(len(keys), self.dimensions)
-        self._reserve(len(keys))
-        for key, row in zip(keys.tolist(), matrix, strict=True):
-            position = self._position.get(key)
-            if position is None:
-                position = self._size
-                self._size += 1
-                self._position[key] = position
-                self._ids[position] = key
-            self._matrix[position] = row
+        if not len(keys):
+            return
+        if keys.min() < 0:
+            raise ValueError("ids must be non-negative")
+        self._reserve(len(keys), int(keys.max()))
+        unique, last = np.unique(keys[::-1], return_index=True)
+        if len(unique) < len(keys):  # the same id twice in one call: the last vector wins
+            keep = len(keys) - 1 - last
+            keys, matrix = keys[keep], matrix[keep]
+        rows = self._row[keys]
+        present = rows >= 0
+        self._matrix[rows[present]] = matrix[present]
+        fresh = ~present
+        count = int(fresh.sum())
+        if count:
+            start = self._size
+            new_rows = np.arange(start, start + count)
+            self._ids[new_rows] = keys[fresh]
+            self._matrix[new_rows] = matrix[fresh]
+            self._row[keys[fresh]] = new_rows
+            self._size += count
 
     def remove(self, ids: npt.ArrayLike) -> None:
-        for key in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
-            position = self._position.pop(key, None)
-            if position is None:
+        for key in np.unique(np.asarray(ids, dtype=np.int64).reshape(-1)).tolist():
+            if key not in self:
                 continue
+            position = int(self._row[key])
             last = self._size - 1
             if position != last:
                 moved = int(self._ids[last])
                 self._ids[position] = moved
                 self._matrix[position] = self._matrix[last]
-                self._position[moved] = position
+                self._row[moved] = position
+            self._row[key] = -1
             self._size = last
 
+    def rows_of(self, ids: Collection[int]) -> npt.NDArray[np.int64]:
+        keys = np.fromiter(ids, dtype=np.int64, count=len(ids))
+        keys = keys[(keys >= 0) & (keys < len(self._row))]
+        rows = self._row[keys]
+        return np.sort(rows[rows >= 0])
+
     def vectors_of(self, ids: Collection[int]) -> tuple[Ids, Matrix]:
-        positions = [p for p in (self._position.get(int(key)) for key in ids) if p is not None]
-        positions.sort()
-        return self._ids[positions], self._matrix[positions]
+        rows = self.rows_of(ids)
+        return self._ids[rows], self._matrix[rows]
 
     def search(self, query: npt.ArrayLike, k: int, allowed: Collection[int] | None = None) -> Ranked:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
@@ -122,7 +165,8 @@ class ExactVectorIndex:
             ids, matrix = self.vectors_of(allowed)
         if not len(ids) or k <= 0:
             return []
-        scores = matrix @ q
+        with one_blas_thread():
+            scores = matrix @ q
         return [(int(ids[i]), float(scores[i])) for i in top_k(scores, k)]
 
 
@@ -132,7 +176,7 @@ class HnswParams:
 
     connectivity: int = 16
     expansion_add: int = 128
-    expansion_search: int = 64
+    expansion_search: int = 512
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -142,9 +186,14 @@ class HnswParams:
         }
 
 
-class UsearchVectorIndex:
-    """usearch HNSW over cosine. Filtered searches go exact over the allowed subset when it is small, and
-    otherwise ask the graph for enough extra candidates to keep k allowed ones (falling back to exact)."""
+class HnswVectorIndex:
+    """hnswlib HNSW over inner product (cosine on unit vectors).
+
+    Removal marks a label deleted (the graph keeps routing through it); ``tombstones`` tells the owner when a
+    rebuild would reclaim the space. Filtered searches go exact over the allowed subset when it is small,
+    else use hnswlib's filtered search, which only ever returns allowed labels; if the graph cannot find k of
+    them, the search falls back to exact, so k hits come back whenever k allowed vectors exist.
+    """
 
     def __init__(
         self,
@@ -153,80 +202,74 @@ class UsearchVectorIndex:
         *,
         exact_subset_max: int = 20_000,
         exact_subset_fraction: float = 0.02,
+        threads: int = 0,
     ) -> None:
-        from usearch.index import Index
+        import hnswlib
 
         self.dimensions = dimensions
         self.params = params or HnswParams()
         self.exact_subset_max = exact_subset_max
         self.exact_subset_fraction = exact_subset_fraction
-        self._index = Index(
-            ndim=dimensions,
-            metric="ip",
-            dtype="f32",
-            connectivity=self.params.connectivity,
-            expansion_add=self.params.expansion_add,
-            expansion_search=self.params.expansion_search,
-        )
+        self.threads = threads  # for adding; 0: all cores. Searches use one thread each.
+        self._index = hnswlib.Index(space="ip", dim=dimensions)
+        self._index.init_index(max_elements=1024, M=self.params.connectivity, ef_construction=self.params.expansion_add)
+        self._index.set_ef(self.params.expansion_search)
+        # The live vectors as a plain matrix, for exact search over a small allowed set (and for reloads).
+        self._rows = ExactVectorIndex(dimensions)
+        self._deleted: set[int] = set()
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._rows)
+
+    @property
+    def tombstones(self) -> int:
+        return len(self._deleted)
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
-        keys = np.asarray(ids, dtype=np.uint64).reshape(-1)
+        keys = np.asarray(ids, dtype=np.int64).reshape(-1)
         if not len(keys):
             return
         matrix = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(len(keys), self.dimensions))
-        present = np.asarray(self._index.contains(keys), dtype=bool).reshape(-1)
-        if present.any():
-            self._index.remove(keys[present])
-        self._index.add(keys, matrix)
+        needed = self._index.get_current_count() + len(keys)
+        if needed > self._index.get_max_elements():
+            self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
+        # An existing label is updated in place; a deleted one is revived and updated.
+        self._index.add_items(matrix, keys.astype(np.uint64), num_threads=self.threads or -1)
+        self._rows.add(keys, matrix)
+        self._deleted.difference_update(keys.tolist())
 
     def remove(self, ids: npt.ArrayLike) -> None:
-        keys = np.asarray(ids, dtype=np.uint64).reshape(-1)
-        if len(keys):
-            present = np.asarray(self._index.contains(keys), dtype=bool).reshape(-1)
-            if present.any():
-                self._index.remove(keys[present])
-
-    def keys(self) -> Ids:
-        return np.asarray(self._index.keys, dtype=np.int64)
-
-    def _exact(self, q: npt.NDArray[np.float32], k: int, allowed: Collection[int]) -> Ranked:
-        keys = np.fromiter(allowed, dtype=np.uint64, count=len(allowed))
-        keys = keys[np.asarray(self._index.contains(keys), dtype=bool).reshape(-1)] if len(keys) else keys
-        if not len(keys):
-            return []
-        matrix = np.asarray(self._index.get(keys), dtype=np.float32).reshape(len(keys), self.dimensions)
-        scores = matrix @ q
-        return [(int(keys[i]), float(scores[i])) for i in top_k(scores, k)]
+        keys = np.asarray(ids, dtype=np.int64).reshape(-1)
+        live = [key for key in np.unique(keys).tolist() if key in self._rows]
+        for key in live:
+            self._index.mark_deleted(key)
+        self._deleted.update(live)
+        self._rows.remove(live)
 
     def search(self, query: npt.ArrayLike, k: int, allowed: Collection[int] | None = None) -> Ranked:
-        q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(-1))
+        q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
         size = len(self)
         if size == 0 or k <= 0:
             return []
-        if allowed is not None:
-            if len(allowed) <= max(self.exact_subset_max, self.exact_subset_fraction * size):
-                return self._exact(q, k, allowed)
-            # Enough candidates that, at the allowed share, about twice k of them pass the filter.
-            count = min(size, k + math.ceil(2 * k * size / max(len(allowed), 1)))
-            while True:
-                ranked = [(key, score) for key, score in self._graph(q, count) if key in allowed]
-                if len(ranked) >= k or count >= size:
-                    return ranked[:k] if len(ranked) >= k else self._exact(q, k, allowed)
-                count = min(size, count * 4)
-        return self._graph(q, min(k, size))
+        if allowed is None:
+            return self._graph(q, min(k, size), None)
+        if len(allowed) <= max(self.exact_subset_max, self.exact_subset_fraction * size):
+            return self._rows.search(q, k, allowed)
+        try:
+            return self._graph(q, min(k, len(allowed)), allowed.__contains__)
+        except RuntimeError:  # fewer than k allowed labels reachable at this ef
+            return self._rows.search(q, k, allowed)
 
-    def _graph(self, q: npt.NDArray[np.float32], count: int) -> Ranked:
-        matches = self._index.search(q, count, threads=1)
-        keys = np.asarray(matches.keys, dtype=np.int64).reshape(-1)
-        distances = np.asarray(matches.distances, dtype=np.float32).reshape(-1)
-        # usearch's "ip" distance is 1 - inner product.
-        return [(int(key), float(1.0 - distance)) for key, distance in zip(keys, distances, strict=True)]
+    def _graph(self, q: npt.NDArray[np.float32], count: int, accept: Callable[[int], bool] | None) -> Ranked:
+        self._index.set_ef(max(self.params.expansion_search, count))
+        labels, distances = self._index.knn_query(q, k=count, num_threads=1, filter=accept)
+        # hnswlib's "ip" distance is 1 - inner product.
+        return [(int(key), float(1.0 - d)) for key, d in zip(labels[0], distances[0], strict=True)]
 
-    def save(self, path: Path) -> None:
-        self._index.save(str(path))
+    def save(self, path: Path) -> dict[str, Any]:
+        """Write the graph; returns what the caller must keep beside it (the deleted labels)."""
+        self._index.save_index(str(path))
+        return {"deleted": sorted(self._deleted)}
 
     @classmethod
     def load(
@@ -234,18 +277,22 @@ class UsearchVectorIndex:
         path: Path,
         dimensions: int,
         params: HnswParams | None = None,
+        extra: dict[str, Any] | None = None,
         *,
         exact_subset_max: int = 20_000,
         exact_subset_fraction: float = 0.02,
-    ) -> UsearchVectorIndex:
-        index = cls(
-            dimensions,
-            params,
-            exact_subset_max=exact_subset_max,
-            exact_subset_fraction=exact_subset_fraction,
-        )
-        index._index.load(str(path))
-        if index._index.ndim != dimensions:
-            raise ValueError(f"{path}: {index._index.ndim} dimensions, expected {dimensions}")
-        index._index.expansion_search = index.params.expansion_search  # type: ignore[misc]
+    ) -> HnswVectorIndex:
+        index = cls(dimensions, params, exact_subset_max=exact_subset_max, exact_subset_fraction=exact_subset_fraction)
+        import hnswlib
+
+        index._index = hnswlib.Index(space="ip", dim=dimensions)
+        index._index.load_index(str(path), max_elements=0)
+        if index._index.dim != dimensions:
+            raise ValueError(f"{path}: {index._index.dim} dimensions, expected {dimensions}")
+        index._index.set_ef(index.params.expansion_search)
+        index._deleted = {int(key) for key in (extra or {}).get("deleted", [])}
+        live = np.asarray([key for key in index._index.get_ids_list() if key not in index._deleted], dtype=np.int64)
+        for start in range(0, len(live), 100_000):
+            batch = live[start : start + 100_000]
+            index._rows.add(batch, np.asarray(index._index.get_items(batch), dtype=np.float32))
         return index

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ class ChunkRow:
     policy_json: dict[str, Any]
 
 
-def replace_chunks(tx: Tx, chunks_by_source: dict[str, Sequence[ChunkRow]], run_id: str | None) -> int:
+def replace_chunks(tx: Tx, chunks_by_source: Mapping[str, Sequence[ChunkRow]], run_id: str | None) -> int:
     """Make each source's chunks exactly the given ones: keep identical ones, add new, drop stale.
 
     A few statements per batch of sources, whatever its size. Stale chunks take their embeddings with them

@@ -77,7 +77,7 @@ class PgHnswParams:
 
     m: int = 16
     ef_construction: int = 64
-    ef_search: int = 100
+    ef_search: int = 300
 
     def __post_init__(self) -> None:
         if not 2 <= self.m <= 100:
@@ -204,7 +204,10 @@ def ensure_space_index(db: Database, space: SpaceLike, params: PgHnswParams | No
         return False
     with db.write() as tx:
         tx.execute(text("SELECT set_config('maintenance_work_mem', '512MB', true)"))
-        return ensure_space_index_tx(tx, space, params, wait=True)
+        created = ensure_space_index_tx(tx, space, params, wait=True)
+        if created:  # fresh statistics, or the planner may keep choosing exact scans for a freshly loaded space
+            tx.execute(text(f"ANALYZE {tx.t.qualified(tx.t.embedding)}"))
+        return created
 
 
 def drop_space_index(db: Database, embedding_space_id: int) -> None:
