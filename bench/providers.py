@@ -32,10 +32,6 @@ from typing import Any
 
 import httpx
 
-# Run as a script, this folder comes first on sys.path, where a sibling module could shadow the standard library
-# (a bench/queue.py would hide `queue`, which torch imports): look up modules without it.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 BATCH = 64

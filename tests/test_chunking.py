@@ -109,9 +109,7 @@ _SEPARATORS = st.sampled_from([" ", "  ", "\n", "\n\n", "\t", " \n ", "\u00a0", 
 def _word(draw: st.DrawFn) -> str:
     letter = draw(_LETTERS)
     length = draw(st.one_of(st.integers(1, 12), st.integers(13, 80), st.integers(200, 700)))
-    return (
-        letter * length if draw(st.booleans()) else "".join(draw(st.lists(_LETTERS, min_size=1, max_size=20)))
-    )
+    return letter * length if draw(st.booleans()) else "".join(draw(st.lists(_LETTERS, min_size=1, max_size=20)))
 
 
 @st.composite
@@ -162,12 +160,8 @@ def test_short_text_is_one_stripped_chunk() -> None:
     assert result.spans == [ChunkSpan(index=0, start=2, end=17, text="Hello,   world.")]
 
 
-@pytest.mark.parametrize(
-    ("overlap", "second_start"), [(14, 35), (13, 40), (9, 40), (8, 45), (4, 45), (3, 50), (0, 50)]
-)
-def test_overlap_starts_at_the_first_word_at_or_after_end_minus_overlap(
-    overlap: int, second_start: int
-) -> None:
+@pytest.mark.parametrize(("overlap", "second_start"), [(14, 35), (13, 40), (9, 40), (8, 45), (4, 45), (3, 50), (0, 50)])
+def test_overlap_starts_at_the_first_word_at_or_after_end_minus_overlap(overlap: int, second_start: int) -> None:
     text = " ".join(f"w{i:03d}" for i in range(40))  # words of 4 chars start at 0, 5, 10, ...; 199 chars
     result = assert_invariants(text, ChunkPolicy(chunk_size=50, overlap=overlap))
     assert (result.spans[0].start, result.spans[0].end) == (0, 49)

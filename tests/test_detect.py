@@ -90,9 +90,7 @@ def test_invalid_utf8_reports_the_byte() -> None:
     assert _reason(b"\xef\xbb\xbfab\xff", "b.txt") == "invalid UTF-8 at byte 5"
 
 
-@pytest.mark.parametrize(
-    "data", [b"", b"   \n\t\r\n ", b"\xef\xbb\xbf", b"\xef\xbb\xbf \n", "\u3000\n".encode()]
-)
+@pytest.mark.parametrize("data", [b"", b"   \n\t\r\n ", b"\xef\xbb\xbf", b"\xef\xbb\xbf \n", "\u3000\n".encode()])
 def test_empty_files_are_refused(data: bytes) -> None:
     assert _reason(data, "empty.txt") == "empty file"
 

@@ -56,3 +56,39 @@ def test_beir_reading(tmp_path: Path) -> None:
     assert BeirDocument("d1", " A  title ", "Body.\n").payload() == "A title\n\nBody."
     assert BeirDocument("d1", "", "Body.").payload() == "Body."
     assert doc_id_of_source("beir:4983") == "4983"
+
+
+def test_run_eval_end_to_end_on_a_tiny_corpus(tmp_path: Path) -> None:
+    import json
+
+    from holocron.config import Settings
+    from holocron.eval.runner import EvalProgress, run_eval
+    from test_retrieval import HashingProvider
+
+    docs = [
+        ("d1", "Kessel", "The Kessel Run is a smuggling route."),
+        ("d2", "Hoth", "Hoth is an ice planet with a rebel base."),
+        ("d3", "Tatooine", "Tatooine is a desert planet with two suns."),
+    ]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps({"_id": d, "title": t, "text": x}) for d, t, x in docs))
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(
+        "\n".join(json.dumps({"_id": q, "text": x}) for q, x in [("1", "smuggling route"), ("2", "ice planet")])
+    )
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n2\td2\t1\n")
+    seen: list[int] = []
+    report = run_eval(
+        corpus,
+        queries,
+        qrels,
+        Settings(home=tmp_path / "eval"),
+        provider=HashingProvider(),  # type: ignore[arg-type]
+        progress=EvalProgress(on_query=seen.append),
+    )
+    assert report.documents == 3 and report.chunks == 3 and sum(seen) == 6
+    by_mode = {row.mode: row for row in report.rows}
+    assert set(by_mode) == {"vector", "keyword", "hybrid"}
+    assert by_mode["keyword"].metrics["ndcg@10"] == 1.0 and by_mode["keyword"].queries == 2
+    assert all(0.0 <= v <= 1.0 for row in report.rows for v in row.metrics.values())

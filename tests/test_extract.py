@@ -201,9 +201,7 @@ def test_wikia_news_article() -> None:
     for furniture in ("Share Tweet", "View Profile", "window.upstream", "adStack"):
         assert furniture not in text
     assert document.metadata["published"] == "2017-02-23T17:18:13-08:00"
-    assert document.metadata["canonical_url"].endswith(
-        "star-wars-original-cuts-might-get-released-40th-anniversary"
-    )
+    assert document.metadata["canonical_url"].endswith("star-wars-original-cuts-might-get-released-40th-anniversary")
     _assert_format(document)
 
 
@@ -237,18 +235,14 @@ def test_generic_html_drops_page_furniture() -> None:
 
 def test_html_without_text_raises() -> None:
     with pytest.raises(ExtractionError, match="HTML page has no readable text"):
-        extract(
-            "html", "<html><head><title>Only a title</title></head><body><script>x()</script></body></html>"
-        )
+        extract("html", "<html><head><title>Only a title</title></head><body><script>x()</script></body></html>")
 
 
 # --- MediaWiki API ------------------------------------------------------------------------------------
 
 
 @needs_data
-@pytest.mark.parametrize(
-    "path", _mediawiki_files(), ids=[str(p.relative_to(MEDIAWIKI)) for p in _mediawiki_files()]
-)
+@pytest.mark.parametrize("path", _mediawiki_files(), ids=[str(p.relative_to(MEDIAWIKI)) for p in _mediawiki_files()])
 def test_every_mediawiki_recording_extracts_or_has_no_content(path: Path) -> None:
     name = path.relative_to(MEDIAWIKI).as_posix()
     payload = _read(path)
@@ -274,9 +268,7 @@ def test_mediawiki_extracts_arya() -> None:
 
 @needs_data
 def test_mediawiki_rendered_revision_keeps_infobox() -> None:
-    document = extract(
-        "mediawiki", _read(MEDIAWIKI / "awoiaf.westeros.org/query__revisions__Arya_Stark.json")
-    )
+    document = extract("mediawiki", _read(MEDIAWIKI / "awoiaf.westeros.org/query__revisions__Arya_Stark.json"))
     facts = document.text.split("\n\n")[1].split("\n")
     assert "Culture: Northmen" in facts
     assert "Played by: Maisie Williams" in facts
@@ -400,10 +392,7 @@ def test_openalex_work() -> None:
     assert document.title == title
     assert lines[0] == title
     assert lines[2].startswith("Despite growing interest in Open Access (OA) to scholarly literature,")
-    assert (
-        "We use three samples, each of 100,000 articles, to investigate OA in three populations:"
-        in document.text
-    )
+    assert "We use three samples, each of 100,000 articles, to investigate OA in three populations:" in document.text
     assert document.text.endswith("as a way to inform OA policy and practice.")
     assert document.metadata["publication_date"] == "2018-02-13"
     assert document.metadata["publication_year"] == 2018

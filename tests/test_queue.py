@@ -423,7 +423,8 @@ def test_worker_drains_the_queue_and_records_a_run_per_job(holo: Holocron, space
     with holo.db.read() as tx:
         runs = tx.execute(select(tx.t.run)).all()
     assert sorted(r.job_id for r in runs) == sorted(j.job_id for j in jobs)
-    assert {r.status for r in runs} == {"SUCCEEDED"} and {r.worker_id for r in runs} == {"w/0", "w/1"}
+    # Which slot takes which job is up to the scheduler; every run names one of the two slots.
+    assert {r.status for r in runs} == {"SUCCEEDED"} and {r.worker_id for r in runs} <= {"w/0", "w/1"}
     assert all(j.result is not None and j.result["run_id"] in {r.run_id for r in runs} for j in jobs)
 
 

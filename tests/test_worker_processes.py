@@ -109,13 +109,16 @@ def start_worker(runner: Path, url: str, home: Path, worker_id: str, logs: Path)
 
 
 def embed_job_held_by(db: Database, workers: set[str]) -> tuple[int, str] | None:
-    """A RUNNING EMBED_CHUNKS job whose owner is one of ``workers``: (job id, worker id)."""
+    """A RUNNING EMBED_CHUNKS job whose owner is one of ``workers`` and has started its run: (job id, worker id).
+
+    The run row is what proves the worker is inside the job; a claim alone is committed a moment earlier.
+    """
     with db.read() as tx:
-        j = tx.t.job
+        j, r = tx.t.job, tx.t.run
         row = tx.execute(
-            select(j.c.job_id, j.c.locked_by).where(
-                j.c.job_type == "EMBED_CHUNKS", j.c.status == "RUNNING", j.c.locked_by.in_(sorted(workers))
-            )
+            select(j.c.job_id, j.c.locked_by)
+            .join(r, (r.c.job_id == j.c.job_id) & (r.c.worker_id == j.c.locked_by) & (r.c.status == "RUNNING"))
+            .where(j.c.job_type == "EMBED_CHUNKS", j.c.status == "RUNNING", j.c.locked_by.in_(sorted(workers)))
         ).first()
     return (int(row.job_id), str(row.locked_by)) if row else None
 

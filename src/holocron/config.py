@@ -34,9 +34,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOLOCRON_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default=Path(".holocron"), description="Folder for the SQLite file, indexes and lake.")
-    database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default a SQLite file in home."
-    )
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default a SQLite file in home.")
     lake_dir: Path | None = Field(default=None, description="Run artifacts; default home/lake.")
 
     # Embedding provider
@@ -97,10 +95,10 @@ class Settings(BaseSettings):
     ann_expansion_search: int = 512
     ann_save_every: int = Field(default=1_000, description="Index changes replayed before the file is saved.")
     ann_filter_exact_max: int = Field(
-        default=20_000, description="A filter allowing at most this many vectors is searched exactly."
+        default=50_000, description="A filter allowing at most this many vectors is searched exactly."
     )
     ann_filter_exact_fraction: float = Field(
-        default=0.02, description="... or at most this share of the space; else HNSW's filtered search."
+        default=0.0, description="... or at most this share of the space; else HNSW's filtered search."
     )
     # PostgreSQL: one HNSW index per space (see docs/deployment.md for how the defaults were measured)
     hnsw_m: int = Field(default=16, description="pgvector HNSW graph connectivity (index build).")

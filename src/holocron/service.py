@@ -86,9 +86,7 @@ class IndexReport:
 
 
 class Holocron:
-    def __init__(
-        self, settings: Settings | None = None, *, provider: EmbeddingProvider | None = None
-    ) -> None:
+    def __init__(self, settings: Settings | None = None, *, provider: EmbeddingProvider | None = None) -> None:
         self.settings = settings or load_settings()
         self.db = Database(self.settings.resolved_database_url)
         self.db.upgrade()
@@ -159,9 +157,7 @@ class Holocron:
         workers index them with no further step.
         """
         records = (
-            read_file(
-                ref, source_system=source_system, max_bytes=self.settings.max_source_bytes, tags=tuple(tags)
-            )
+            read_file(ref, source_system=source_system, max_bytes=self.settings.max_source_bytes, tags=tuple(tags))
             for ref in walk(paths)
         )
         report = self._register(records, progress)
@@ -185,9 +181,7 @@ class Holocron:
     def ingest_manifest(self, manifest: Path, *, progress: Progress | None = None) -> IngestReport:
         return self._register(read_manifest(manifest, max_bytes=self.settings.max_source_bytes), progress)
 
-    def _register(
-        self, items: Iterable[RawRecord | RejectedSource], progress: Progress | None
-    ) -> IngestReport:
+    def _register(self, items: Iterable[RawRecord | RejectedSource], progress: Progress | None) -> IngestReport:
         report = IngestReport()
         batch: list[RawRecord] = []
         rejected: list[RejectedSource] = []

@@ -50,15 +50,12 @@ class ChunkPolicy:
             or not 0 <= self.overlap < self.chunk_size
         ):
             raise ValueError(
-                f"overlap must be an integer with 0 <= overlap < chunk_size ({self.chunk_size}), "
-                f"got {self.overlap!r}"
+                f"overlap must be an integer with 0 <= overlap < chunk_size ({self.chunk_size}), got {self.overlap!r}"
             )
         if isinstance(self.max_chunks, bool) or not isinstance(self.max_chunks, int) or self.max_chunks <= 0:
             raise ValueError(f"max_chunks must be a positive integer, got {self.max_chunks!r}")
         if self.algorithm not in self.ALGORITHMS:
-            raise ValueError(
-                f"unknown chunking algorithm {self.algorithm!r}; known: {', '.join(self.ALGORITHMS)}"
-            )
+            raise ValueError(f"unknown chunking algorithm {self.algorithm!r}; known: {', '.join(self.ALGORITHMS)}")
 
     @property
     def version(self) -> str:
@@ -91,15 +88,11 @@ class ChunkPolicy:
         policy = cls(chunk_size=size, overlap=overlap, max_chunks=cap, algorithm=algorithm)
         stored = data.get("version")
         if stored is not None and stored != policy.version:
-            raise ValueError(
-                f"chunk policy record says version {stored!r} but its parameters give {policy.version!r}"
-            )
+            raise ValueError(f"chunk policy record says version {stored!r} but its parameters give {policy.version!r}")
         return policy
 
     @classmethod
-    def fitted_to_model(
-        cls, max_input_tokens: int | None, *, max_chunks: int = DEFAULT_MAX_CHUNKS
-    ) -> ChunkPolicy:
+    def fitted_to_model(cls, max_input_tokens: int | None, *, max_chunks: int = DEFAULT_MAX_CHUNKS) -> ChunkPolicy:
         """The largest window (up to the 2000/200 default) that fits the model's input in ~95% of cases.
 
         A window the model cannot read whole is embedded by its start only, so the rest of the chunk is
@@ -110,12 +103,9 @@ class ChunkPolicy:
             return cls(chunk_size=DEFAULT_CHUNK_SIZE, overlap=DEFAULT_OVERLAP, max_chunks=max_chunks)
         if isinstance(max_input_tokens, bool) or max_input_tokens <= SPECIAL_TOKENS:
             raise ValueError(
-                f"max_input_tokens must be greater than {SPECIAL_TOKENS} (the special tokens), "
-                f"got {max_input_tokens!r}"
+                f"max_input_tokens must be greater than {SPECIAL_TOKENS} (the special tokens), got {max_input_tokens!r}"
             )
-        size = min(
-            DEFAULT_CHUNK_SIZE, math.floor((max_input_tokens - SPECIAL_TOKENS) * CHARS_PER_TOKEN_DENSE)
-        )
+        size = min(DEFAULT_CHUNK_SIZE, math.floor((max_input_tokens - SPECIAL_TOKENS) * CHARS_PER_TOKEN_DENSE))
         size = max(size, 1)
         overlap = min(round(size * FITTED_OVERLAP_FRACTION), size - 1)
         return cls(chunk_size=size, overlap=overlap, max_chunks=max_chunks)

@@ -59,9 +59,7 @@ def _folder_config(model_dir: Path) -> tuple[int, int | None, bool] | None:
         dimensions = int(pooling_config["word_embedding_dimension"])
         bert_config_path = model_dir / "sentence_bert_config.json"
         max_tokens = (
-            json.loads(bert_config_path.read_text()).get("max_seq_length")
-            if bert_config_path.exists()
-            else None
+            json.loads(bert_config_path.read_text()).get("max_seq_length") if bert_config_path.exists() else None
         )
         normalizes = any(m["type"].endswith("Normalize") for m in modules)
         if any(m["type"].endswith("Dense") for m in modules):

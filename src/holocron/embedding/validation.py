@@ -16,9 +16,7 @@ def _named(ids: Sequence[str], rows: Sequence[int]) -> str:
     return ", ".join(shown) + more
 
 
-def validate_vectors(
-    vectors: object, *, expected: int, dimensions: int | None, ids: Sequence[str] = ()
-) -> Matrix:
+def validate_vectors(vectors: object, *, expected: int, dimensions: int | None, ids: Sequence[str] = ()) -> Matrix:
     """The checked matrix, or an :class:`EmbeddingError` naming the inputs at fault."""
     try:
         matrix = np.asarray(vectors, dtype=np.float32)
@@ -26,9 +24,7 @@ def validate_vectors(
         raise EmbeddingError(f"provider returned vectors that are not numbers: {exc}") from exc
     if matrix.ndim != 2 or matrix.shape[0] != expected:
         got = matrix.shape[0] if matrix.ndim >= 1 else 0
-        raise EmbeddingError(
-            f"provider returned {got} vectors for {expected} inputs: {_named(ids, range(expected))}"
-        )
+        raise EmbeddingError(f"provider returned {got} vectors for {expected} inputs: {_named(ids, range(expected))}")
     if dimensions is not None and matrix.shape[1] != dimensions:
         raise EmbeddingError(
             f"provider returned {matrix.shape[1]}-dimensional vectors, the space has {dimensions}: "

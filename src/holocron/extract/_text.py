@@ -32,6 +32,7 @@ _NEEDS_TRANSLATE = re.compile("[" + re.escape("".join(map(chr, _DROP))) + "]")
 def _translated(text: str) -> str:
     return text.translate(_DROP) if _NEEDS_TRANSLATE.search(text) else text
 
+
 # Section headings after which a wiki article holds only references, link lists or site furniture.
 TAIL_SECTIONS = frozenset(
     {

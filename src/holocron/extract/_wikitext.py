@@ -40,9 +40,7 @@ _ENTITY = {
 
 def looks_like_wikitext(text: str) -> bool:
     """Whether plain text carries wikitext markup worth converting (links, templates, headings)."""
-    return (
-        "[[" in text or "{{" in text or "'''" in text or bool(re.search(r"^==.*==\s*$", text, re.MULTILINE))
-    )
+    return "[[" in text or "{{" in text or "'''" in text or bool(re.search(r"^==.*==\s*$", text, re.MULTILINE))
 
 
 def strip_balanced(text: str, opening: str, closing: str) -> str:

@@ -361,9 +361,7 @@ class _Renderer:
 
     def render(self, root: LexborNode) -> list[Block]:
         # Iterative walk: (node, entering). Real pages nest deeper than Python's recursion limit allows.
-        stack: list[tuple[LexborNode, bool]] = [
-            (child, True) for child in reversed(list(root.iter(include_text=True)))
-        ]
+        stack: list[tuple[LexborNode, bool]] = [(child, True) for child in reversed(list(root.iter(include_text=True)))]
         while stack:
             node, entering = stack.pop()
             if entering:

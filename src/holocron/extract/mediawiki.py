@@ -163,9 +163,7 @@ def _query_page(page: Mapping[str, Any]) -> tuple[str | None, list[Block], dict[
     if content and _looks_like_html(content):
         blocks = fragment_blocks(content, title=title)
     if not compose(blocks) and extract:
-        blocks = (
-            fragment_blocks(extract, title=title) if _looks_like_html(extract) else _plain_extract(extract)
-        )
+        blocks = fragment_blocks(extract, title=title) if _looks_like_html(extract) else _plain_extract(extract)
     if not compose(blocks) and content:
         blocks = wikitext_blocks(content)
     if not compose(blocks):

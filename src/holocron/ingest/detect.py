@@ -114,9 +114,7 @@ def _looks_like_json(text: str, suffix: str) -> bool:
         return stripped[1:].lstrip()[:1] in ('"', "}", "")
     if stripped.startswith("["):
         rest = stripped[1:].lstrip()
-        return (
-            not rest or rest[0] in '{["]-' or rest[0].isdigit() or rest.startswith(("true", "false", "null"))
-        )
+        return not rest or rest[0] in '{["]-' or rest[0].isdigit() or rest.startswith(("true", "false", "null"))
     return False
 
 
@@ -151,8 +149,4 @@ def _looks_like_markdown(text: str) -> bool:
         if pattern.search(text) is not None
     )
     links = len(_MD_LINK.findall(text))
-    return (
-        (headings >= 1 and (headings >= 2 or signals >= 1))
-        or _MD_FENCE.search(text) is not None
-        or links >= 2
-    )
+    return (headings >= 1 and (headings >= 2 or signals >= 1)) or _MD_FENCE.search(text) is not None or links >= 2

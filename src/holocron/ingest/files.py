@@ -88,9 +88,7 @@ def read_manifest(path: Path, *, max_bytes: int) -> Iterator[RawRecord | Rejecte
 def _manifest_entry(entry: Any, number: int, base: Path, max_bytes: int) -> RawRecord | RejectedSource:
     system = "manifest"
     if not isinstance(entry, dict) or not entry.get("source_id"):
-        return RejectedSource(
-            system, f"entry-{number}", f"manifest#{number}", "manifest entry has no source_id"
-        )
+        return RejectedSource(system, f"entry-{number}", f"manifest#{number}", "manifest entry has no source_id")
     source_id = str(entry["source_id"])
     tags = tuple(str(tag) for tag in entry.get("tags") or ())
     declared = entry.get("source_type")
@@ -100,9 +98,7 @@ def _manifest_entry(entry: Any, number: int, base: Path, max_bytes: int) -> RawR
             return RejectedSource(system, source_id, f"manifest#{number}", "empty content")
         source_type = str(declared or "text")
         if source_type not in CONTENT_TYPES:
-            return RejectedSource(
-                system, source_id, f"manifest#{number}", f"unknown source_type {source_type!r}"
-            )
+            return RejectedSource(system, source_id, f"manifest#{number}", f"unknown source_type {source_type!r}")
         return RawRecord(
             source_system=system,
             resource_id=source_id,
@@ -116,18 +112,11 @@ def _manifest_entry(entry: Any, number: int, base: Path, max_bytes: int) -> RawR
         )
     uri = entry.get("lake_uri")
     if not uri:
-        return RejectedSource(
-            system, source_id, f"manifest#{number}", "entry has neither content nor lake_uri"
-        )
+        return RejectedSource(system, source_id, f"manifest#{number}", "entry has neither content nor lake_uri")
     parsed = urlparse(str(uri))
     file_path = Path(unquote(parsed.path)) if parsed.scheme == "file" else base / str(uri)
     record = read_file(FileRef(file_path, source_id), source_system=system, max_bytes=max_bytes, tags=tags)
-    if (
-        isinstance(record, RawRecord)
-        and declared
-        and declared in CONTENT_TYPES
-        and declared != record.source_type
-    ):
+    if isinstance(record, RawRecord) and declared and declared in CONTENT_TYPES and declared != record.source_type:
         return RejectedSource(
             system,
             source_id,

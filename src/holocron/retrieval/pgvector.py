@@ -1,8 +1,9 @@
 """Vector search on PostgreSQL: pgvector does the work inside the database, so there is no file to keep.
 
-``ORDER BY vector <=> :query`` is exact while no ANN index covers the space; an HNSW index on the space's
-vectors (built by the PostgreSQL store) is then used by the same statement. ``add``/``remove`` are no-ops:
-the table is the index.
+Each space's HNSW index (``store/pg_hnsw.py``, built when the space gets embeddings) is used when it exists;
+until then the same search runs exactly, as a sequential scan. Filters go into the same statement as SQL
+(pgvector's iterative scan keeps walking the graph until k rows pass them), so there is no allowed-id list
+to ship. ``add``/``remove`` are no-ops: the table is the index.
 """
 
 from __future__ import annotations
@@ -12,23 +13,30 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import BigInteger, any_, bindparam, func, literal_column, select
+from sqlalchemy import BigInteger, ColumnElement, and_, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from holocron.retrieval.filters import SearchFilters
 from holocron.retrieval.space_index import SyncReport
 from holocron.retrieval.vector_index import Ranked
+from holocron.store import pg_hnsw
 from holocron.store.database import Database
+from holocron.store.spaces import EmbeddingSpace
 
 
 class PgVectorIndex:
-    """The ``VectorIndex`` of one space on PostgreSQL (cosine distance ``<=>``)."""
+    """The ``VectorIndex`` of one space on PostgreSQL."""
 
-    kind = "pgvector"
-
-    def __init__(self, db: Database, embedding_space_id: int, dimensions: int) -> None:
+    def __init__(self, db: Database, space: EmbeddingSpace) -> None:
         self.db = db
-        self.embedding_space_id = embedding_space_id
-        self.dimensions = dimensions
+        self.space = space
+        self.embedding_space_id = space.embedding_space_id
+        self.dimensions = space.dimensions
+        self._kind = "pgvector"
+
+    @property
+    def kind(self) -> str:
+        return self._kind
 
     def __len__(self) -> int:
         e = self.db.t.embedding
@@ -43,36 +51,39 @@ class PgVectorIndex:
     def remove(self, ids: npt.ArrayLike) -> None:
         """Nothing to do: the rows are the index."""
 
-    def search(self, query: npt.ArrayLike, k: int, allowed: Collection[int] | None = None) -> Ranked:
-        if k <= 0:
+    def search(
+        self,
+        query: npt.ArrayLike,
+        k: int,
+        allowed: Collection[int] | None = None,
+        *,
+        filters: SearchFilters | None = None,
+    ) -> Ranked:
+        """(embedding_id, cosine) best first among the rows that pass ``filters`` (and ``allowed``, if given)."""
+        if k <= 0 or (allowed is not None and not allowed):
             return []
-        c, e = self.db.t.chunk, self.db.t.embedding
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        distance = e.c.vector.op("<=>")(bindparam("query", q, type_=e.c.vector.type))
-        statement = (
-            select(e.c.embedding_id, distance.label("distance"))
-            .select_from(e.join(c, c.c.chunk_id == e.c.chunk_id))
-            .where(
-                e.c.embedding_space_id == self.embedding_space_id,
-                c.c.content_sha256 == e.c.input_content_sha256,
-            )
-            .order_by(literal_column("distance"), e.c.embedding_id)
-            .limit(k)
-        )
-        if allowed is not None:
-            if not allowed:
-                return []
-            # One array parameter, not one parameter per id (PostgreSQL allows 65,535 per statement).
-            ids = bindparam("allowed", sorted(int(i) for i in allowed), type_=ARRAY(BigInteger))
-            statement = statement.where(e.c.embedding_id == any_(ids))
         with self.db.read() as tx:
-            return [(int(row.embedding_id), 1.0 - float(row.distance)) for row in tx.execute(statement)]
+            parts: list[ColumnElement[bool]] = []
+            if filters is not None and not filters.empty:
+                parts.append(filters.condition(tx.t, tx.dialect))
+            if allowed is not None:
+                # One array parameter, not one parameter per id (PostgreSQL allows 65,535 per statement).
+                ids = bindparam("allowed", sorted(int(i) for i in allowed), type_=ARRAY(BigInteger))
+                parts.append(tx.t.embedding.c.embedding_id == any_(ids))
+            condition = and_(*parts) if parts else None
+            if pg_hnsw.index_exists(tx, self.embedding_space_id):
+                self._kind = "pgvector-hnsw"
+                return pg_hnsw.hnsw_search(tx, self.space, q, k, allowed_sql_filter=condition)
+            self._kind = "pgvector-exact"
+            return pg_hnsw.exact_search(tx, self.space, q, k, allowed_sql_filter=condition)
 
     def sync(self) -> SyncReport:
         return SyncReport(self.kind, len(self), 0)
 
     def rebuild(self, *, reason: str = "requested") -> SyncReport:
-        return SyncReport(self.kind, len(self), 0, reason="nothing to rebuild: pgvector indexes the table")
+        pg_hnsw.ensure_space_index(self.db, self.space)
+        return SyncReport(self.kind, len(self), 0, rebuilt=True, reason=reason)
 
     def status(self) -> dict[str, Any]:
         return {"embedding_space_id": self.embedding_space_id, "kind": self.kind, "size": len(self)}

@@ -86,7 +86,7 @@ SpaceVectors = SpaceIndex | PgVectorIndex
 def open_space_index(db: Database, space: EmbeddingSpace, config: RetrievalConfig) -> SpaceVectors:
     """pgvector on PostgreSQL; on SQLite the exact or HNSW index kept beside the database file."""
     if db.dialect == "postgresql":
-        return PgVectorIndex(db, space.embedding_space_id, space.dimensions)
+        return PgVectorIndex(db, space)
     return SpaceIndex(db, space.embedding_space_id, space.dimensions, config=config.index)
 
 
@@ -147,7 +147,7 @@ class Searcher:
             vector = l2_normalize(validate_vectors(raw, expected=1, dimensions=self.space.dimensions))[0]
             timing["embed"] = _ms(clock)
         allowed: set[int] | None = None
-        if vector is not None and not filters.empty:
+        if vector is not None and not filters.empty and not isinstance(self.index, PgVectorIndex):
             clock = time.perf_counter()
             allowed = self._allowed(filters)
             timing["filter"] = _ms(clock)
@@ -218,7 +218,10 @@ class Searcher:
         exhausted = True
         if vector is not None:
             clock = time.perf_counter()
-            ranked = self.index.search(vector, pool, allowed)
+            if isinstance(self.index, PgVectorIndex):  # filters go into pgvector's own statement
+                ranked = self.index.search(vector, pool, filters=filters)
+            else:
+                ranked = self.index.search(vector, pool, allowed)
             by_vector = self._chunk_ids(ranked)
             timing["vector"] = timing.get("vector", 0.0) + _ms(clock)
             exhausted = exhausted and len(ranked) < pool

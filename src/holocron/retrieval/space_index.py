@@ -62,8 +62,8 @@ class IndexConfig:
     exact_threshold: int = 20_000
     hnsw: HnswParams = field(default_factory=HnswParams)
     save_every: int = 1_000  # replayed changes after which the file is rewritten
-    filter_exact_max: int = 20_000
-    filter_exact_fraction: float = 0.02
+    filter_exact_max: int = 50_000
+    filter_exact_fraction: float = 0.0
     max_tombstone_fraction: float = 0.2  # deleted-but-still-in-the-graph share that triggers a rebuild
 
 

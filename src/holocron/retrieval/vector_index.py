@@ -51,7 +51,7 @@ def one_blas_thread() -> AbstractContextManager[object]:
         except ImportError:  # pragma: no cover - installed with sentence-transformers
             _blas.append(None)
     controller = _blas[0]
-    return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
+    return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
 
 
 def top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
@@ -200,8 +200,8 @@ class HnswVectorIndex:
         dimensions: int,
         params: HnswParams | None = None,
         *,
-        exact_subset_max: int = 20_000,
-        exact_subset_fraction: float = 0.02,
+        exact_subset_max: int = 50_000,
+        exact_subset_fraction: float = 0.0,
         threads: int = 0,
     ) -> None:
         import hnswlib
@@ -279,8 +279,8 @@ class HnswVectorIndex:
         params: HnswParams | None = None,
         extra: dict[str, Any] | None = None,
         *,
-        exact_subset_max: int = 20_000,
-        exact_subset_fraction: float = 0.02,
+        exact_subset_max: int = 50_000,
+        exact_subset_fraction: float = 0.0,
     ) -> HnswVectorIndex:
         index = cls(dimensions, params, exact_subset_max=exact_subset_max, exact_subset_fraction=exact_subset_fraction)
         import hnswlib

@@ -33,11 +33,7 @@ class Tx:
         return self.conn.dialect.name
 
     def execute(self, statement: Any, parameters: Any = None) -> Any:
-        return (
-            self.conn.execute(statement, parameters)
-            if parameters is not None
-            else self.conn.execute(statement)
-        )
+        return self.conn.execute(statement, parameters) if parameters is not None else self.conn.execute(statement)
 
 
 class Database:

@@ -62,9 +62,7 @@ def count_current_embeddings(tx: Tx, embedding_space_id: int) -> int:
     c, e = tx.t.chunk, tx.t.embedding
     query = (
         select(func.count())
-        .select_from(
-            e.join(c, (c.c.chunk_id == e.c.chunk_id) & (c.c.content_sha256 == e.c.input_content_sha256))
-        )
+        .select_from(e.join(c, (c.c.chunk_id == e.c.chunk_id) & (c.c.content_sha256 == e.c.input_content_sha256)))
         .where(e.c.embedding_space_id == embedding_space_id)
     )
     return int(tx.execute(query).scalar_one())

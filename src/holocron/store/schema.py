@@ -220,9 +220,7 @@ def build_tables(uses_schemas: bool) -> Tables:
     embedding = table(
         "vector",
         "embedding",
-        Column(
-            "embedding_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-        ),
+        Column("embedding_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
         Column(
             "chunk_id",
             String(SHA),

@@ -121,9 +121,7 @@ def get_space(tx: Tx, key: int | str) -> EmbeddingSpace | None:
 def list_spaces(tx: Tx) -> list[tuple[EmbeddingSpace, int]]:
     """Every space with its embedding count."""
     s, e = tx.t.embedding_space, tx.t.embedding
-    counts = (
-        select(e.c.embedding_space_id, func.count().label("n")).group_by(e.c.embedding_space_id).subquery()
-    )
+    counts = select(e.c.embedding_space_id, func.count().label("n")).group_by(e.c.embedding_space_id).subquery()
     rows = tx.execute(
         select(s, func.coalesce(counts.c.n, 0).label("embeddings"))
         .select_from(s.outerjoin(counts, counts.c.embedding_space_id == s.c.embedding_space_id))
@@ -135,7 +133,5 @@ def list_spaces(tx: Tx) -> list[tuple[EmbeddingSpace, int]]:
 def other_spaces_of_model(tx: Tx, identity: ModelIdentity) -> list[EmbeddingSpace]:
     """Spaces of the same model name under another digest or tag: the sign of a silent model change."""
     t = tx.t.embedding_space
-    rows = tx.execute(
-        select(t).where(t.c.provider == identity.provider, t.c.model_name == identity.model_name)
-    ).all()
+    rows = tx.execute(select(t).where(t.c.provider == identity.provider, t.c.model_name == identity.model_name)).all()
     return [EmbeddingSpace.from_row(r) for r in rows if not EmbeddingSpace.from_row(r).matches(identity)]

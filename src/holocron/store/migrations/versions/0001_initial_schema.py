@@ -85,9 +85,7 @@ def upgrade() -> None:
         sa.Column("preprocess_policy_json", JsonType, nullable=False),
         sa.Column("endpoint_url", sa.Text(), nullable=True),
         sa.Column("created_utc", UtcDateTime(), nullable=False),
-        sa.CheckConstraint(
-            "distance_metric IN ('cosine', 'ip', 'l2')", name=op.f("ck_vector_embedding_space_metric")
-        ),
+        sa.CheckConstraint("distance_metric IN ('cosine', 'ip', 'l2')", name=op.f("ck_vector_embedding_space_metric")),
         sa.CheckConstraint("dimensions > 0", name=op.f("ck_vector_embedding_space_dimensions_positive")),
         sa.PrimaryKeyConstraint("embedding_space_id", name=op.f("pk_vector_embedding_space")),
         sa.UniqueConstraint("name", name=op.f("uq_vector_embedding_space_name")),
@@ -103,9 +101,7 @@ def upgrade() -> None:
     _create_table(
         "vector",
         "job",
-        sa.Column(
-            "job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("job_type", sa.String(length=30), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
@@ -160,9 +156,7 @@ def upgrade() -> None:
         sa.Column("source_date_utc", UtcDateTime(), nullable=True),
         sa.Column("created_utc", UtcDateTime(), nullable=False),
         sa.Column("updated_utc", UtcDateTime(), nullable=False),
-        sa.CheckConstraint(
-            "status IN ('pending', 'indexed', 'error')", name=op.f("ck_vector_source_registry_status")
-        ),
+        sa.CheckConstraint("status IN ('pending', 'indexed', 'error')", name=op.f("ck_vector_source_registry_status")),
         sa.ForeignKeyConstraint(
             ["ingest_id"],
             [_ref("ingest.ingest_records.ingest_id")],
@@ -207,13 +201,9 @@ def upgrade() -> None:
         sa.Column("content_sha256", sa.String(length=64), nullable=False),
         sa.Column("byte_count", sa.BigInteger(), nullable=False),
         sa.Column("created_utc", UtcDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["run_id"], [_ref("vector.run.run_id")], name=op.f("fk_lake_run_artifact_run_id")
-        ),
+        sa.ForeignKeyConstraint(["run_id"], [_ref("vector.run.run_id")], name=op.f("fk_lake_run_artifact_run_id")),
         sa.PrimaryKeyConstraint("artifact_id", name=op.f("pk_lake_run_artifact")),
-        sa.UniqueConstraint(
-            "run_id", "artifact_type", name=op.f("uq_lake_run_artifact_run_id_artifact_type")
-        ),
+        sa.UniqueConstraint("run_id", "artifact_type", name=op.f("uq_lake_run_artifact_run_id_artifact_type")),
     )
     _create_table(
         "vector",
@@ -260,9 +250,7 @@ def upgrade() -> None:
             [_ref("vector.embedding_space.embedding_space_id")],
             name=op.f("fk_vector_retrieval_embedding_space_id"),
         ),
-        sa.ForeignKeyConstraint(
-            ["run_id"], [_ref("vector.run.run_id")], name=op.f("fk_vector_retrieval_run_id")
-        ),
+        sa.ForeignKeyConstraint(["run_id"], [_ref("vector.run.run_id")], name=op.f("fk_vector_retrieval_run_id")),
         sa.PrimaryKeyConstraint("retrieval_id", name=op.f("pk_vector_retrieval")),
     )
     _create_table(
@@ -309,9 +297,7 @@ def upgrade() -> None:
             [_ref("vector.embedding_space.embedding_space_id")],
             name=op.f("fk_vector_embedding_embedding_space_id"),
         ),
-        sa.ForeignKeyConstraint(
-            ["run_id"], [_ref("vector.run.run_id")], name=op.f("fk_vector_embedding_run_id")
-        ),
+        sa.ForeignKeyConstraint(["run_id"], [_ref("vector.run.run_id")], name=op.f("fk_vector_embedding_run_id")),
         sa.PrimaryKeyConstraint("embedding_id", name=op.f("pk_vector_embedding")),
         sa.UniqueConstraint(
             "chunk_id",
@@ -357,18 +343,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("item_id", name=op.f("pk_llm_evidence_item")),
         sa.UniqueConstraint("bundle_id", "sequence", name=op.f("uq_llm_evidence_item_bundle_id_sequence")),
     )
-    _create_index(
-        op.f("ix_ingest_ingest_records_fetched_at_utc"), "ingest", "ingest_records", ["fetched_at_utc"]
-    )
+    _create_index(op.f("ix_ingest_ingest_records_fetched_at_utc"), "ingest", "ingest_records", ["fetched_at_utc"])
     _create_index(
         op.f("ix_ingest_ingest_records_source_system_resource_id"),
         "ingest",
         "ingest_records",
         ["source_system", "resource_id"],
     )
-    _create_index(
-        op.f("ix_vector_job_status_lease_expires_utc"), "vector", "job", ["status", "lease_expires_utc"]
-    )
+    _create_index(op.f("ix_vector_job_status_lease_expires_utc"), "vector", "job", ["status", "lease_expires_utc"])
     _create_index(
         op.f("ix_vector_job_status_priority_available_utc"),
         "vector",
@@ -379,9 +361,7 @@ def upgrade() -> None:
     _create_index(op.f("ix_vector_source_registry_status"), "vector", "source_registry", ["status"])
     _create_index(op.f("ix_vector_run_job_id"), "vector", "run", ["job_id"])
     _create_index(op.f("ix_vector_run_started_utc"), "vector", "run", ["started_utc"])
-    _create_index(
-        op.f("ix_vector_chunk_source_id_chunk_index"), "vector", "chunk", ["source_id", "chunk_index"]
-    )
+    _create_index(op.f("ix_vector_chunk_source_id_chunk_index"), "vector", "chunk", ["source_id", "chunk_index"])
     _create_index(op.f("ix_vector_retrieval_created_utc"), "vector", "retrieval", ["created_utc"])
     _create_index(
         op.f("ix_vector_embedding_embedding_space_id_embedding_id"),

@@ -2,9 +2,9 @@
 
 Run by hand (the second part loads the real model and takes a few minutes):
 
-    .venv/bin/python bench/queue.py                  # both parts
-    .venv/bin/python bench/queue.py --skip-e2e       # only the no-op throughput
-    .venv/bin/python bench/queue.py --jobs 4000 --repeats 5
+    .venv/bin/python bench/job_queue.py                  # both parts
+    .venv/bin/python bench/job_queue.py --skip-e2e       # only the no-op throughput
+    .venv/bin/python bench/job_queue.py --jobs 4000 --repeats 5
 
 Part 1, no-op jobs: N jobs are queued in a fresh SQLite file, then 1, 2 and 4 worker processes (each a full
 `Worker`: claim, a `vector.run` row, complete, with heartbeats running) drain it with a handler that does
