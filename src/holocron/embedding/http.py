@@ -16,7 +16,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -26,7 +26,8 @@ import numpy as np
 import orjson
 
 from holocron.backoff import backoff_delay, parse_retry_after
-from holocron.embedding.base import EmbeddingError
+from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats, Purpose
+from holocron.embedding.batching import embed_batched, estimate_tokens
 from holocron.vectors import Matrix
 
 log = logging.getLogger(__name__)
@@ -317,3 +318,50 @@ def json_matrix(rows: Any, *, dimensions: int, what: str) -> Matrix:
         except (TypeError, ValueError) as exc:
             raise ResponseFormatError(f"{what}: vectors contain values that are not numbers: {exc}") from None
         return np.asarray(cleaned, dtype=np.float32)
+
+
+class BatchedHttpProvider:
+    """What the HTTP providers share: prefixes, token-budget batches in input order, stats.
+
+    A subclass supplies ``identity()``, ``check_unchanged()``, ``_request(inputs)`` and the attributes
+    ``preprocess``, ``batch_size``, ``batch_tokens`` and ``stats``.
+    """
+
+    preprocess: PreprocessPolicy
+    batch_size: int
+    batch_tokens: int
+    stats: ProviderStats
+
+    def identity(self) -> ModelIdentity:
+        raise NotImplementedError
+
+    def check_unchanged(self, *, force: bool = False) -> None:
+        raise NotImplementedError
+
+    def _request(self, inputs: list[str], count: bool = True) -> Matrix:
+        raise NotImplementedError
+
+    def _token_cap(self, identity: ModelIdentity) -> int | None:
+        """The most tokens one input can cost the server (its window, when it truncates)."""
+        return identity.max_input_tokens
+
+    def embed(self, texts: Sequence[str], purpose: Purpose = Purpose.DOCUMENT) -> Matrix:
+        identity = self.identity()
+        if not texts:
+            return np.zeros((0, identity.dimensions), dtype=np.float32)
+        self.check_unchanged()
+        inputs = self.preprocess.apply(texts, purpose)
+        counts = estimate_tokens(inputs, max_tokens=self._token_cap(identity))
+        started = time.perf_counter()
+        try:
+            return embed_batched(
+                inputs,
+                counts,
+                self._request,
+                max_items=self.batch_size,
+                max_tokens=self.batch_tokens,
+                dimensions=identity.dimensions,
+            )
+        finally:
+            self.stats.seconds += time.perf_counter() - started
+            self.stats.texts += len(inputs)

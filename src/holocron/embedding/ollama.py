@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
-import numpy as np
 
-from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats, Purpose
-from holocron.embedding.batching import embed_batched, estimate_tokens
+from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats
+from holocron.embedding.batching import estimate_tokens
 from holocron.embedding.catalog import lookup, parse_model_ref, preprocess_for
 from holocron.embedding.http import (
+    BatchedHttpProvider,
     CircuitBreaker,
     HttpClient,
     ModelChangedError,
@@ -42,7 +42,7 @@ DEFAULT_OLLAMA_MODEL = "nomic-embed-text"
 PROBE_TEXT = "dimension probe"
 
 
-class OllamaProvider:
+class OllamaProvider(BatchedHttpProvider):
     """An Ollama model as an :class:`~holocron.embedding.base.EmbeddingProvider`."""
 
     provider_name = "ollama"
@@ -194,26 +194,9 @@ class OllamaProvider:
 
     # -- embedding -----------------------------------------------------------------------------
 
-    def embed(self, texts: Sequence[str], purpose: Purpose = Purpose.DOCUMENT) -> Matrix:
-        identity = self.identity()
-        if not texts:
-            return np.zeros((0, identity.dimensions), dtype=np.float32)
-        self.check_unchanged()
-        inputs = self.preprocess.apply(texts, purpose)
-        counts = estimate_tokens(inputs, max_tokens=identity.max_input_tokens if self.truncate else None)
-        started = time.perf_counter()
-        try:
-            return embed_batched(
-                inputs,
-                counts,
-                self._request,
-                max_items=self.batch_size,
-                max_tokens=self.batch_tokens,
-                dimensions=identity.dimensions,
-            )
-        finally:
-            self.stats.seconds += time.perf_counter() - started
-            self.stats.texts += len(inputs)
+    def _token_cap(self, identity: ModelIdentity) -> int | None:
+        """With truncation on, Ollama cuts long inputs to the window, so they cost at most that much."""
+        return identity.max_input_tokens if self.truncate else None
 
     def _request(self, inputs: list[str], count: bool = True) -> Matrix:
         body: dict[str, Any] = {"model": self.model_ref, "input": inputs, "truncate": self.truncate}

@@ -25,10 +25,11 @@ import httpx
 import numpy as np
 from pydantic import SecretStr
 
-from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats, Purpose
-from holocron.embedding.batching import embed_batched, estimate_tokens
+from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats
+from holocron.embedding.batching import estimate_tokens
 from holocron.embedding.catalog import lookup, preprocess_for
 from holocron.embedding.http import (
+    BatchedHttpProvider,
     CircuitBreaker,
     HttpClient,
     ModelChangedError,
@@ -51,7 +52,7 @@ MAX_INPUTS_PER_REQUEST = 2048
 EncodingFormat = Literal["float", "base64"]
 
 
-class OpenAIProvider:
+class OpenAIProvider(BatchedHttpProvider):
     """A model behind ``/v1/embeddings`` as an :class:`~holocron.embedding.base.EmbeddingProvider`."""
 
     provider_name = "openai"
@@ -192,27 +193,6 @@ class OpenAIProvider:
             )
 
     # -- embedding -----------------------------------------------------------------------------
-
-    def embed(self, texts: Sequence[str], purpose: Purpose = Purpose.DOCUMENT) -> Matrix:
-        identity = self.identity()
-        if not texts:
-            return np.zeros((0, identity.dimensions), dtype=np.float32)
-        self.check_unchanged()
-        inputs = self.preprocess.apply(texts, purpose)
-        counts = estimate_tokens(inputs, max_tokens=identity.max_input_tokens)
-        started = time.perf_counter()
-        try:
-            return embed_batched(
-                inputs,
-                counts,
-                self._request,
-                max_items=self.batch_size,
-                max_tokens=self.batch_tokens,
-                dimensions=identity.dimensions,
-            )
-        finally:
-            self.stats.seconds += time.perf_counter() - started
-            self.stats.texts += len(inputs)
 
     def _request(self, inputs: list[str], count: bool = True) -> Matrix:
         body: dict[str, Any] = {"model": self.model_id, "input": inputs, "encoding_format": self.encoding_format}
