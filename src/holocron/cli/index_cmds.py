@@ -85,6 +85,9 @@ def extract(
 
 def index(
     ctx: typer.Context,
+    action: Annotated[
+        str | None, typer.Argument(help="`rebuild`: rebuild the current space's vector index from the table.")
+    ] = None,
     mode: Annotated[
         str, typer.Option(help="incremental: only new or changed sources; full: re-check all.")
     ] = "incremental",
@@ -101,6 +104,13 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Extract, chunk, embed and store everything new or changed, as one recorded run."""
+    if action is not None:
+        if action != "rebuild":
+            raise UserError(f"unknown action {action!r}: the only one is `holocron index rebuild`")
+        from holocron.cli.search_cmds import index_rebuild
+
+        index_rebuild(ctx, as_json=as_json)
+        return
     if mode not in ("full", "incremental"):
         raise UserError("--mode is 'full' or 'incremental'")
     if source_manifest is not None and not source_manifest.is_file():
