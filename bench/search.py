@@ -11,7 +11,7 @@ Sections:
    query vectors precomputed so the model's encode time (identical in both modes) is left out;
 3. ``--scale`` (default 1,000,000) vectors made by perturbing the real ones: exact vs hnswlib, with speedup;
 4. the exact-search threshold: exact p50 by size, next to the HNSW p50;
-5. the filter switch point at scale: exact over the allowed subset vs the graph with oversampling, by share.
+5. the filter switch point at scale: exact over the allowed subset vs hnswlib's filtered search, by share.
 Targets (1M x 384): p50 <= 5 ms, recall@10 >= 0.95, >= 10x faster than exact; hybrid <= 2x vector-only.
 """
 
@@ -215,7 +215,7 @@ def filter_switch(ann: HnswVectorIndex, queries: np.ndarray) -> list[dict[str, o
         rows.append(row(f"filter {share:.1%} allowed: exact subset", size, e50, e95, 1.0))
         rows.append(
             row(
-                f"filter {share:.1%} allowed: graph + oversampling",
+                f"filter {share:.1%} allowed: hnswlib filtered search",
                 size,
                 g50,
                 g95,
@@ -264,7 +264,7 @@ def main() -> None:
         big_ann.params = params
         header("4. exact-search threshold: exact p50 by size")
         rows += threshold_curve(big, queries, ann_p50)
-        header(f"5. filters at {args.scale:,}: exact over the allowed subset vs graph + oversampling")
+        header(f"5. filters at {args.scale:,}: exact over the allowed subset vs hnswlib filtered search")
         rows += filter_switch(big_ann, queries)
     del real_ann
     if args.json:
