@@ -24,7 +24,7 @@ install: $(STAMP)
 
 demo: install
 	rm -rf $(DEMO_HOME)
-	$(HOLOCRON) ingest examples/corpus
+	$(HOLOCRON) ingest --no-enqueue examples/corpus
 	$(HOLOCRON) index
 	$(HOLOCRON) search "What is the capital city of New Zealand?" -k 3
 	$(HOLOCRON) search "How does t-SNE place similar objects near each other?" -k 3
