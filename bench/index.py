@@ -106,13 +106,34 @@ def memory_child(limit: int) -> None:
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 
 
+def disable_observability() -> None:
+    """Swap the indexing path's metric and log-context calls for no-ops (the 'off' side of the comparison)."""
+    import contextlib
+
+    import holocron.indexer as indexer
+    import holocron.service as service
+
+    indexer.provider_call = lambda *a, **k: contextlib.nullcontext()  # type: ignore[assignment]
+    indexer.record_chunks_written = lambda n: n  # type: ignore[assignment]
+    indexer.record_embeddings_written = lambda n, space: n  # type: ignore[assignment]
+    service.log_context = lambda **k: contextlib.nullcontext()  # type: ignore[assignment]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--abstracts", type=int, default=1000)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-base", type=int, default=400, help="sources in the small memory run (x10 in the big)")
     parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--observability",
+        choices=["on", "off"],
+        default="on",
+        help="off: metric updates and log context become no-ops, to measure what they cost",
+    )
     args = parser.parse_args()
+    if args.observability == "off":
+        disable_observability()
     if args.memory_child:
         memory_child(args.memory_child)
         return
