@@ -31,9 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from noop_workers import seed_noop_jobs, start_noop_workers  # a sibling script module
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "corpus"
@@ -43,69 +44,18 @@ HOLOCRON = [str(Path(sys.executable).parent / "holocron")]
 # --- part 1: no-op throughput ----------------------------------------------------------------------------------
 
 
-def _noop(_ctx: Any, _payload: Any) -> Mapping[str, Any]:
-    return {}
-
-
-def _fake_space(db: Any) -> int:
-    from holocron.embedding.base import ModelIdentity
-    from holocron.store.spaces import get_or_create_space
-
-    identity = ModelIdentity("bench", "noop", "bench", "sha256:bench", 4, None, True)
-    space, _ = get_or_create_space(db, identity)
-    return space.embedding_space_id
-
-
-def noop_child(url: str, home: str, worker_id: str, go_file: str) -> None:
-    """One worker process: get ready, wait for the common start, drain the queue with no-op handlers."""
-    from holocron.config import Settings
-    from holocron.jobs import JobType, Worker, WorkerOptions
-    from holocron.service import Holocron
-
-    with Holocron(Settings(database_url=url, home=Path(home))) as holo:  # type: ignore[call-arg]
-        space_id = _fake_space(holo.db)
-        options = WorkerOptions(worker_id=worker_id, spaces=[space_id], drain=True, min_idle_seconds=0.01)
-        worker = Worker(holo, options, handlers=dict.fromkeys(JobType, _noop))
-        print("ready", flush=True)
-        while not Path(go_file).exists():
-            time.sleep(0.005)
-        report = worker.run()
-    print(f"done {report.succeeded}", flush=True)
-
-
 def noop_throughput(processes: int, jobs: int) -> dict[str, float]:
     from sqlalchemy import func, select
 
-    from holocron.jobs import JobQueue, JobType, NewJob
     from holocron.store.database import Database
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/queue.db"
         db = Database(url)
         db.upgrade()
-        space_id = _fake_space(db)
-        queue = JobQueue(db)
-        for start in range(0, jobs, 500):
-            queue.enqueue_many(
-                [
-                    NewJob(JobType.RETRIEVE_TEST, {"space_id": space_id, "queries": [f"query {i}"]})
-                    for i in range(start, min(jobs, start + 500))
-                ]
-            )
+        seed_noop_jobs(db, jobs)
         go = Path(tmp) / "go"
-        children = [
-            subprocess.Popen(
-                [sys.executable, __file__, "--noop-child", url, tmp, f"bench-{i}", str(go)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for i in range(processes)
-        ]
-        for child in children:
-            assert child.stdout is not None
-            line = child.stdout.readline().strip()
-            if line != "ready":
-                raise RuntimeError(f"worker did not start: {line!r}")
+        children = start_noop_workers(url, tmp, processes, go)
         started = time.perf_counter()
         go.touch()
         done = 0
@@ -219,11 +169,7 @@ def main() -> None:
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--skip-cli", action="store_true", help="skip the fresh-process end-to-end comparison")
     parser.add_argument("--cli-repeats", type=int, default=2, help="fresh-process runs per path (alternated)")
-    parser.add_argument("--noop-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.noop_child:
-        noop_child(*args.noop_child)
-        return
 
     import sqlite3
 

@@ -25,19 +25,20 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from noop_workers import seed_noop_jobs, start_noop_workers  # a sibling script module
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
@@ -176,35 +177,6 @@ def analyze(db: Any) -> None:
 # --- 1. claim-and-complete throughput --------------------------------------------------------------------------
 
 
-def _noop(_ctx: Any, _payload: Any) -> Mapping[str, Any]:
-    return {}
-
-
-def _noop_space(db: Any) -> int:
-    from holocron.embedding.base import ModelIdentity
-    from holocron.store.spaces import get_or_create_space
-
-    space, _ = get_or_create_space(db, ModelIdentity("bench", "noop", "bench", "sha256:bench", 4, None, True))
-    return space.embedding_space_id
-
-
-def claim_child(url: str, home: str, worker_id: str, go_file: str) -> None:
-    """One worker process: get ready, wait for the common start, drain the queue with no-op handlers."""
-    from holocron.config import Settings
-    from holocron.jobs import JobType, Worker, WorkerOptions
-    from holocron.service import Holocron
-
-    with Holocron(Settings(database_url=url, home=Path(home))) as holo:  # type: ignore[call-arg]
-        space_id = _noop_space(holo.db)
-        options = WorkerOptions(worker_id=worker_id, spaces=[space_id], drain=True, min_idle_seconds=0.01)
-        worker = Worker(holo, options, handlers=dict.fromkeys(JobType, _noop))
-        print("ready", flush=True)
-        while not Path(go_file).exists():
-            time.sleep(0.002)
-        report = worker.run()
-    print(f"done {report.succeeded}", flush=True)
-
-
 LOCK_WAITS: dict[int, float] = {}
 
 
@@ -251,35 +223,14 @@ def claim_throughput(engine: str, server_url: str, processes: int, jobs: int) ->
     waiting before the first claim)."""
     from sqlalchemy import func, select
 
-    from holocron.jobs import JobQueue, JobType, NewJob
     from holocron.store.database import Database
 
     with fresh_db(engine, server_url) as url, tempfile.TemporaryDirectory() as home:
         db = Database(url)
         db.upgrade()
-        space_id = _noop_space(db)
-        queue = JobQueue(db)
-        for start in range(0, jobs, 500):
-            queue.enqueue_many(
-                [
-                    NewJob(JobType.RETRIEVE_TEST, {"space_id": space_id, "queries": [f"query {i}"]})
-                    for i in range(start, min(jobs, start + 500))
-                ]
-            )
+        seed_noop_jobs(db, jobs)
         go = Path(home) / "go"
-        children = [
-            subprocess.Popen(
-                [sys.executable, __file__, "--claim-child", url, home, f"bench-{i}", str(go)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for i in range(processes)
-        ]
-        for child in children:
-            assert child.stdout is not None
-            line = child.stdout.readline().strip()
-            if line != "ready":
-                raise RuntimeError(f"worker did not start: {line!r}")
+        children = start_noop_workers(url, home, processes, go)
         sampler = LockSampler(url) if engine == "postgres" else None
         started = time.perf_counter()
         go.touch()
@@ -432,11 +383,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer jobs and vectors")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/holocron-bench"))
     parser.add_argument("--parts", default="1,2,3", help="which parts to run, e.g. 1 or 2,3")
-    parser.add_argument("--claim-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.claim_child:
-        claim_child(*args.claim_child)
-        return
     if not args.pg_url:
         parser.error("--pg-url is required (scripts/pg.sh start prints one)")
     from holocron.store.pg_hnsw import default_params
