@@ -386,12 +386,12 @@ def main() -> None:
     args = parser.parse_args()
     if not args.pg_url:
         parser.error("--pg-url is required (scripts/pg.sh start prints one)")
-    from holocron.store.pg_hnsw import default_params
+    from holocron.config import load_settings
 
     jobs = 400 if args.quick else 1500
     sizes = [10_000] if args.quick else [10_000, 100_000]
     n_queries = 50 if args.quick else 200
-    ef_values = sorted({100, default_params().ef_search, 400})
+    ef_values = sorted({100, load_settings().hnsw_ef_search, 400})
 
     parts = {int(p) for p in args.parts.split(",")}
     load = os.getloadavg()[0]

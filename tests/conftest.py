@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -46,22 +47,51 @@ def pg_admin_engine(pg_server_url: URL | None) -> Iterator[Engine]:
 
 
 @contextmanager
+def cleanup(what: str, action: Callable[[], object]) -> Iterator[None]:
+    """Run ``action`` after the block, whether it failed or not, without ever hiding the block's own error.
+
+    When the block raised, a failing cleanup is added as a note to the block's exception (and shown as a warning)
+    instead of replacing it: the traceback stays the one of the first failure. When the block succeeded, a
+    failing cleanup is the error.
+    """
+    try:
+        yield
+    except BaseException as failure:
+        try:
+            action()
+        except Exception as also:
+            note = f"then {what} failed too: {type(also).__name__}: {also}"
+            failure.add_note(note)
+            warnings.warn(note, CleanupWarning, stacklevel=1)
+        raise
+    action()
+
+
+class CleanupWarning(UserWarning):
+    """A cleanup failed after the test had already failed (the test's own error is the one reported)."""
+
+
+@contextmanager
 def fresh_pg_database(admin: Engine, *, with_vector: bool = True) -> Iterator[str]:
     """A new, uniquely named database (with pgvector unless told), dropped afterwards even if still in use."""
     name = f"holocron_t_{uuid.uuid4().hex[:16]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin.url.set(database=name)
-    try:
-        if with_vector:
-            setup = create_engine(url, isolation_level="AUTOCOMMIT")
-            with setup.connect() as conn:
-                conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-            setup.dispose()
-        yield url.render_as_string(hide_password=False)
-    finally:
+
+    def drop() -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    with cleanup(f"dropping the test database {name}", drop):
+        if with_vector:
+            setup = create_engine(url, isolation_level="AUTOCOMMIT")
+            try:
+                with setup.connect() as conn:
+                    conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            finally:
+                setup.dispose()
+        yield url.render_as_string(hide_password=False)
 
 
 @pytest.fixture()
@@ -97,11 +127,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @contextmanager
 def _upgraded(url: str) -> Iterator[Database]:
     db = Database(url)
-    try:
+    with cleanup("closing the database", db.dispose):
         db.upgrade()
         yield db
-    finally:
-        db.dispose()
 
 
 @pytest.fixture()

@@ -133,6 +133,30 @@ def test_search_and_evidence(client: TestClient) -> None:
     assert bundle["bundle_id"]
 
 
+def test_one_vocabulary(client: TestClient) -> None:
+    """The field names the CLI's --json uses too: offsets, decoded JSON columns, a run's options and metrics."""
+
+    def keys(value: object) -> set[str]:
+        if isinstance(value, dict):
+            return set(value) | {k for v in value.values() for k in keys(v)}
+        if isinstance(value, list):
+            return {k for v in value for k in keys(v)}
+        return set()
+
+    body = client.post("/api/search", json={"query": "green tea", "k": 2, "filters": {"tags": []}}).json()
+    hit = body["hits"][0]
+    assert body["filters"] == {} and {"start_offset", "end_offset", "evidence_id", "source_ref"} <= set(hit)
+    assert hit["end_offset"] > hit["start_offset"] >= 0 and hit["evidence_id"].startswith("ev_")
+    sources = client.get("/api/sources").json()
+    assert all(isinstance(s["source_ref"], dict) and isinstance(s["tags"], list) for s in sources["items"])
+    assert client.get(hit["source_url"]).json()["source_id"] == hit["source_id"]
+    run = client.get("/api/runs").json()["items"][0]
+    assert {"options", "metrics", "model_name", "model_tag", "model_digest"} <= set(run)
+    everything = [body, sources, run, client.get("/api/status").json(), client.get("/api/spaces").json()]
+    assert not {k for k in keys(everything) if k.endswith("_json")}
+    assert not keys(everything) & {"start", "end", "all"}
+
+
 def test_validation_errors_are_clear_4xx(client: TestClient) -> None:
     for payload, needle in [
         ({"query": "", "k": 3}, "query"),

@@ -6,7 +6,6 @@ import dataclasses
 import itertools
 import subprocess
 import sys
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -190,15 +189,20 @@ def test_cap_drops_and_reports_windows() -> None:
     assert not chunk_text("short", policy).truncated
 
 
-def test_one_megabyte_chunks_in_linear_time() -> None:
-    """A generous bound (it runs in a few ms) that still catches a quadratic scan."""
+@pytest.mark.parametrize(
+    ("policy", "windows"),
+    [(ChunkPolicy(), 538), (ChunkPolicy.fitted_to_model(256), 1344), (ChunkPolicy(2000, 1999), 538)],
+    ids=["default", "fitted-256", "overlap-1999"],
+)
+def test_one_megabyte_text(policy: ChunkPolicy, windows: int) -> None:
+    """Every guarantee holds on a megabyte of text with words longer than a window, and the number of windows is
+    the known one. How fast chunking goes is measured by ``bench/index.py`` (chunking is part of the time it
+    reports outside the model), not asserted by a test."""
     text = ("lorem ipsum dolor " * 40 + "x" * 3000 + "\n\n") * 400
     text = text[:1_000_000]
-    for policy in (ChunkPolicy(), ChunkPolicy.fitted_to_model(256), ChunkPolicy(2000, 1999)):
-        started = time.perf_counter()
-        result = chunk_text(text, policy)
-        assert time.perf_counter() - started < 2.0
-        assert result.total_windows > 0
+    result = assert_invariants(text, policy)
+    assert result.total_windows == windows
+    assert result.dropped == max(0, windows - policy.max_chunks)
 
 
 # ---------------------------------------------------------------------------------------------------------

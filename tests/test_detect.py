@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
+from datafiles import data_file, data_files
 from holocron.extract import extract
 from holocron.ingest.detect import CONTENT_TYPES, Detected, UnsupportedContent, detect_source_type
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-WIKI = DATA / "wiki-html"
-MEDIAWIKI = DATA / "mediawiki-api"
-OPENALEX = DATA / "openalex"
-
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"sample data folder {DATA} is absent")
-
-ARYA_REVISIONS = MEDIAWIKI / "awoiaf.westeros.org" / "query__revisions__Arya_Stark.json"
+ARYA_REVISIONS = "mediawiki-api/awoiaf.westeros.org/query__revisions__Arya_Stark.json"
 
 
-def _samples() -> list[tuple[Path, str]]:
-    """Every sample file with the source type it must be detected as."""
-    if not DATA.is_dir():
-        return []
-    samples = [(path, "html") for path in sorted(WIKI.glob("*.html"))]
-    samples += [(path, "mediawiki") for path in sorted(MEDIAWIKI.rglob("*.json"))]
-    samples += [(path, "openalex") for path in sorted(OPENALEX.glob("*.json"))]
-    samples.append((DATA / "README.md", "markdown"))
+def _samples() -> dict[str, str]:
+    """Every sample file, by name, with the source type it must be detected as."""
+    samples = dict.fromkeys(data_files("wiki-html", ".html", expect=7), "html")
+    samples |= dict.fromkeys(data_files("mediawiki-api", ".json", expect=149), "mediawiki")
+    samples |= dict.fromkeys(data_files("openalex", ".json", expect=4), "openalex")
+    samples["README.md"] = "markdown"  # the data folder's own README
     return samples
+
+
+SAMPLES = _samples()
 
 
 def _reason(data: bytes, name: str) -> str:
@@ -37,11 +31,9 @@ def _reason(data: bytes, name: str) -> str:
     return str(caught.value)
 
 
-@needs_data
-@pytest.mark.parametrize(
-    ("path", "source_type"), _samples(), ids=[str(path.relative_to(DATA)) for path, _ in _samples()]
-)
-def test_sample_files_are_detected(path: Path, source_type: str) -> None:
+@pytest.mark.parametrize(("name", "source_type"), SAMPLES.items(), ids=list(SAMPLES))
+def test_sample_files_are_detected(name: str, source_type: str) -> None:
+    path = data_file(name)
     data = path.read_bytes()
     detected = detect_source_type(data, path.name)
     assert detected.source_type == source_type
@@ -49,31 +41,27 @@ def test_sample_files_are_detected(path: Path, source_type: str) -> None:
     assert detected.text == data.decode("utf-8")
 
 
-@needs_data
 def test_html_named_txt_is_html() -> None:
-    data = (WIKI / "readability__wikipedia-2__source.html").read_bytes()
+    data = data_file("wiki-html/readability__wikipedia-2__source.html").read_bytes()
     detected = detect_source_type(data, "new-zealand.txt")
     assert (detected.source_type, detected.content_type) == ("html", "text/html")
     assert extract(detected.source_type, detected.text).title == "New Zealand"
 
 
-@needs_data
 def test_json_without_json_name_is_sniffed() -> None:
-    assert detect_source_type(ARYA_REVISIONS.read_bytes(), "arya").source_type == "mediawiki"
-    work = (OPENALEX / "papers__work.json").read_bytes()
+    assert detect_source_type(data_file(ARYA_REVISIONS).read_bytes(), "arya").source_type == "mediawiki"
+    work = data_file("openalex/papers__work.json").read_bytes()
     assert detect_source_type(work, "W2741809807.dat").source_type == "openalex"
 
 
-@needs_data
 def test_truncated_json_is_malformed() -> None:
-    truncated = ARYA_REVISIONS.read_bytes()[:500]
+    truncated = data_file(ARYA_REVISIONS).read_bytes()[:500]
     assert _reason(truncated, "arya.json").startswith("malformed JSON: ")
     assert _reason(truncated, "arya").startswith("malformed JSON: ")
 
 
-@needs_data
 def test_unrecognised_json() -> None:
-    subset = (WIKI / "trafilatura_evaldata_subset.json").read_bytes()
+    subset = data_file("wiki-html/trafilatura_evaldata_subset.json").read_bytes()
     assert _reason(subset, "subset.json") == "unrecognised JSON document"
     assert _reason(b'{"hello": "world"}', "x") == "unrecognised JSON document"
 

@@ -5,24 +5,17 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from datafiles import data_files, data_text
 from holocron.extract import ExtractedDocument, ExtractionError, extract
 from holocron.extract._wikitext import strip_balanced, wikitext_blocks
 from holocron.extract.mediawiki import NO_CONTENT
 from holocron.extract.openalex import NO_TEXT, rebuild_abstract
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-WIKI = DATA / "wiki-html"
-MEDIAWIKI = DATA / "mediawiki-api"
-OPENALEX = DATA / "openalex"
-
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"sample data folder {DATA} is absent")
 
 NEW_ZEALAND = "readability__wikipedia-2__source.html"
 WIKIA_NEWS = "readability__wikia__source.html"
@@ -48,10 +41,6 @@ MEDIAWIKI_WITH_TEXT = {
 }
 
 
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
-
-
 def _squash(text: str) -> str:
     return " ".join(text.split())
 
@@ -74,30 +63,33 @@ def _assert_format(document: ExtractedDocument) -> None:
 
 
 def _evaldata() -> list[tuple[str, dict[str, Any]]]:
-    path = WIKI / "trafilatura_evaldata_subset.json"
-    if not path.is_file():
-        return []
-    entries: dict[str, dict[str, Any]] = json.loads(_read(path))
+    entries: dict[str, dict[str, Any]] = json.loads(data_text("wiki-html/trafilatura_evaldata_subset.json"))
+    assert entries, "trafilatura_evaldata_subset.json has no entries"
     return sorted(entries.items())
 
 
-def _wiki_file(name: str) -> Path:
-    """The evaldata names pages without the ``trafilatura__`` prefix the stored files carry."""
-    direct = WIKI / name
-    return direct if direct.is_file() else WIKI / f"trafilatura__{name}"
+EVALDATA = _evaldata()
+# The recordings by their name inside mediawiki-api/, e.g. "en.wikipedia.org/query__revisions__Bush.json".
+MEDIAWIKI_FILES = {
+    name.removeprefix("mediawiki-api/"): path for name, path in data_files("mediawiki-api", ".json", expect=149).items()
+}
 
 
-def _mediawiki_files() -> list[Path]:
-    return sorted(MEDIAWIKI.rglob("*.json")) if MEDIAWIKI.is_dir() else []
+def _wiki(name: str) -> str:
+    return data_text(f"wiki-html/{name}")
+
+
+def _mediawiki(name: str) -> str:
+    return data_text(f"mediawiki-api/{name}")
 
 
 # --- wiki HTML -------------------------------------------------------------------------------------------
 
 
-@needs_data
-@pytest.mark.parametrize(("url", "entry"), _evaldata(), ids=[url for url, _ in _evaldata()])
+@pytest.mark.parametrize(("url", "entry"), EVALDATA, ids=[url for url, _ in EVALDATA])
 def test_evaldata_snippets(url: str, entry: dict[str, Any]) -> None:
-    document = extract("html", _read(_wiki_file(entry["file"])), origin=url)
+    # The evaldata names pages without the "trafilatura__" prefix the stored files carry.
+    document = extract("html", _wiki(f"trafilatura__{entry['file']}"), origin=url)
     text = _squash(document.text)
     missing = [snippet for snippet in entry["with"] if _squash(snippet) not in text]
     leaked = [snippet for snippet in entry["without"] if _squash(snippet) in text]
@@ -108,9 +100,8 @@ def test_evaldata_snippets(url: str, entry: dict[str, Any]) -> None:
     _assert_format(document)
 
 
-@needs_data
 def test_new_zealand_page() -> None:
-    document = extract("html", _read(WIKI / NEW_ZEALAND))
+    document = extract("html", _wiki(NEW_ZEALAND))
     text = document.text
     lines = _lines(text)
     assert document.title == "New Zealand"
@@ -140,9 +131,8 @@ def test_new_zealand_page() -> None:
     _assert_format(document)
 
 
-@needs_data
 def test_fandom_spell_portable_infobox() -> None:
-    document = extract("html", _read(WIKI / SPELL))
+    document = extract("html", _wiki(SPELL))
     lines = _lines(document.text)
     assert document.title == "Water-Making Spell"
     facts = document.text.split("\n\n")[1].split("\n")
@@ -157,9 +147,8 @@ def test_fandom_spell_portable_infobox() -> None:
     _assert_format(document)
 
 
-@needs_data
 def test_stardew_infobox_and_tables() -> None:
-    document = extract("html", _read(WIKI / PENNY))
+    document = extract("html", _wiki(PENNY))
     facts = document.text.split("\n\n")[1].split("\n")
     assert "Birthday: Fall 2" in facts
     assert "Lives In: Pelican Town" in facts
@@ -176,9 +165,8 @@ def test_stardew_infobox_and_tables() -> None:
     _assert_format(document)
 
 
-@needs_data
 def test_tsne_drops_navbox_math_and_reference_tail() -> None:
-    document = extract("html", _read(WIKI / TSNE))
+    document = extract("html", _wiki(TSNE))
     lines = _lines(document.text)
     assert document.title == "t-distributed stochastic neighbor embedding"
     assert "Details" in lines and "Software" in lines
@@ -189,9 +177,8 @@ def test_tsne_drops_navbox_math_and_reference_tail() -> None:
     _assert_format(document)
 
 
-@needs_data
 def test_wikia_news_article() -> None:
-    document = extract("html", _read(WIKI / WIKIA_NEWS))
+    document = extract("html", _wiki(WIKIA_NEWS))
     text = document.text
     assert document.title == "'Star Wars' Original Cuts Might Get Released for 40th Anniversary"
     assert "Although Lucasfilm is already planning a birthday bash for the Star Wars Saga" in text
@@ -205,10 +192,9 @@ def test_wikia_news_article() -> None:
     _assert_format(document)
 
 
-@needs_data
 @pytest.mark.parametrize("name", WIKI_PAGES)
 def test_wiki_extraction_is_deterministic(name: str) -> None:
-    payload = _read(WIKI / name)
+    payload = _wiki(name)
     first, second = extract("html", payload), extract("html", payload)
     assert first == second
 
@@ -241,11 +227,13 @@ def test_html_without_text_raises() -> None:
 # --- MediaWiki API ------------------------------------------------------------------------------------
 
 
-@needs_data
-@pytest.mark.parametrize("path", _mediawiki_files(), ids=[str(p.relative_to(MEDIAWIKI)) for p in _mediawiki_files()])
-def test_every_mediawiki_recording_extracts_or_has_no_content(path: Path) -> None:
-    name = path.relative_to(MEDIAWIKI).as_posix()
-    payload = _read(path)
+def test_the_recordings_with_text_are_all_there() -> None:
+    assert set(MEDIAWIKI_FILES) >= MEDIAWIKI_WITH_TEXT
+
+
+@pytest.mark.parametrize("name", MEDIAWIKI_FILES)
+def test_every_mediawiki_recording_extracts_or_has_no_content(name: str) -> None:
+    payload = MEDIAWIKI_FILES[name].read_text(encoding="utf-8")
     if name in MEDIAWIKI_WITH_TEXT:
         document = extract("mediawiki", payload)
         assert document.title
@@ -257,18 +245,16 @@ def test_every_mediawiki_recording_extracts_or_has_no_content(path: Path) -> Non
         assert NO_CONTENT in str(caught.value)
 
 
-@needs_data
 def test_mediawiki_extracts_arya() -> None:
-    document = extract("mediawiki", _read(MEDIAWIKI / "awoiaf.westeros.org/query__extracts__Arya_Stark.json"))
+    document = extract("mediawiki", _mediawiki("awoiaf.westeros.org/query__extracts__Arya_Stark.json"))
     assert document.title == "Arya Stark"
     assert document.text.startswith("Arya Stark\n\nArya Stark is the third child and second daughter")
     assert "Nymeria" in document.text
     assert document.metadata["pageid"] == 1635
 
 
-@needs_data
 def test_mediawiki_rendered_revision_keeps_infobox() -> None:
-    document = extract("mediawiki", _read(MEDIAWIKI / "awoiaf.westeros.org/query__revisions__Arya_Stark.json"))
+    document = extract("mediawiki", _mediawiki("awoiaf.westeros.org/query__revisions__Arya_Stark.json"))
     facts = document.text.split("\n\n")[1].split("\n")
     assert "Culture: Northmen" in facts
     assert "Played by: Maisie Williams" in facts
@@ -276,24 +262,20 @@ def test_mediawiki_rendered_revision_keeps_infobox() -> None:
     assert re.search(r"\[\d+\]", document.text) is None
 
 
-@needs_data
 def test_mediawiki_plain_extract_drops_reference_heading() -> None:
-    path = MEDIAWIKI / "awoiaf.westeros.org/query__extracts_revisions__Castos.json"
-    document = extract("mediawiki", _read(path))
+    document = extract("mediawiki", _mediawiki("awoiaf.westeros.org/query__extracts_revisions__Castos.json"))
     assert document.text == "Castos\n\nArchmaester Castos is an archmaester at the Citadel in Oldtown."
     assert document.metadata["revid"] == 152611
 
 
-@needs_data
 def test_mediawiki_parse_sections_give_outline() -> None:
-    document = extract("mediawiki", _read(MEDIAWIKI / "awoiaf.westeros.org/parse__sections__Arya_Stark.json"))
+    document = extract("mediawiki", _mediawiki("awoiaf.westeros.org/parse__sections__Arya_Stark.json"))
     lines = _lines(document.text)
     assert lines[0] == "Arya Stark"
     assert "Appearance and Character" in lines
     assert "A Game of Thrones" in lines  # <i> markup stripped
 
 
-@needs_data
 @pytest.mark.parametrize(
     "name",
     [
@@ -306,13 +288,12 @@ def test_mediawiki_parse_sections_give_outline() -> None:
 )
 def test_mediawiki_listings_have_no_content(name: str) -> None:
     with pytest.raises(ExtractionError, match=re.escape(NO_CONTENT)):
-        extract("mediawiki", _read(MEDIAWIKI / name))
+        extract("mediawiki", _mediawiki(name))
 
 
-@needs_data
 def test_mediawiki_api_error_is_reported() -> None:
     with pytest.raises(ExtractionError, match="gs_invalid-coord"):
-        extract("mediawiki", _read(MEDIAWIKI / "en.wikipedia.org/query__geosearch__10000.json"))
+        extract("mediawiki", _mediawiki("en.wikipedia.org/query__geosearch__10000.json"))
 
 
 def test_mediawiki_parse_text_and_several_pages() -> None:
@@ -384,9 +365,8 @@ def test_strip_balanced_handles_nesting_and_broken_markup() -> None:
 # --- OpenAlex ------------------------------------------------------------------------------------------
 
 
-@needs_data
 def test_openalex_work() -> None:
-    document = extract("openalex", _read(OPENALEX / "papers__work.json"))
+    document = extract("openalex", data_text("openalex/papers__work.json"))
     title = "The state of OA: a large-scale analysis of the prevalence and impact of Open Access articles"
     lines = _lines(document.text)
     assert document.title == title
@@ -402,7 +382,6 @@ def test_openalex_work() -> None:
     _assert_format(document)
 
 
-@needs_data
 @pytest.mark.parametrize(
     ("name", "title", "fact"),
     [
@@ -416,7 +395,7 @@ def test_openalex_work() -> None:
     ],
 )
 def test_openalex_entities_get_a_short_description(name: str, title: str, fact: str) -> None:
-    document = extract("openalex", _read(OPENALEX / name))
+    document = extract("openalex", data_text(f"openalex/{name}"))
     assert document.title == title
     assert fact in document.text
     assert "Topics: " in document.text

@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from datafiles import data_file
 from holocron.config import Settings
 from holocron.embedding.local import LocalProvider
 from holocron.service import Holocron
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-CORPUS = Path(__file__).resolve().parents[1] / "examples" / "corpus"
 
 pytestmark = pytest.mark.model
 
@@ -29,9 +27,9 @@ def small_corpus(tmp_path: Path) -> Path:
     """Three real pages of three kinds: served wiki HTML, MediaWiki API JSON and an OpenAlex work."""
     folder = tmp_path / "pages"
     folder.mkdir()
-    shutil.copy(SHARED / "wiki-html" / "trafilatura__stardewvalleywiki.com.penny.html", folder / "penny.html")
-    shutil.copy(SHARED / "wiki-html" / "trafilatura__en.wikipedia.org.tsne.html", folder / "tsne.html")
-    shutil.copy(SHARED / "openalex" / "papers__work.json", folder / "work.json")
+    shutil.copy(data_file("wiki-html/trafilatura__stardewvalleywiki.com.penny.html"), folder / "penny.html")
+    shutil.copy(data_file("wiki-html/trafilatura__en.wikipedia.org.tsne.html"), folder / "tsne.html")
+    shutil.copy(data_file("openalex/papers__work.json"), folder / "work.json")
     return folder
 
 
@@ -111,8 +109,8 @@ def test_bad_inputs_are_reported_and_the_rest_is_indexed(db_url: str, tmp_path: 
     (folder / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
     (folder / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
     (folder / "empty.html").write_text("")
-    real = (SHARED / "mediawiki-api" / "en.wikipedia.org").glob("*.json")
-    (folder / "truncated.json").write_text(next(iter(sorted(real))).read_text()[:300])
+    real = data_file("mediawiki-api/en.wikipedia.org/opensearch__new_york.json")
+    (folder / "truncated.json").write_text(real.read_text(encoding="utf-8")[:300])
     (folder / "no-text.html").write_text("<html><head><title></title></head><body><script>x()</script></body></html>")
     big = folder / "huge.html"
     with big.open("wb") as handle:
@@ -142,7 +140,7 @@ def test_bad_inputs_are_reported_and_the_rest_is_indexed(db_url: str, tmp_path: 
 
 def test_manifest_in_the_inventory_format(db_url: str, tmp_path: Path, provider: LocalProvider) -> None:
     page = tmp_path / "penny.html"
-    shutil.copy(SHARED / "wiki-html" / "trafilatura__stardewvalleywiki.com.penny.html", page)
+    shutil.copy(data_file("wiki-html/trafilatura__stardewvalleywiki.com.penny.html"), page)
     manifest = tmp_path / "manifest.json"
     manifest.write_text(
         json.dumps(

@@ -10,13 +10,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import Engine, event, insert, select, text
 
+from datafiles import data_file
+from holocron.jobs import notify
 from holocron.jobs.notify import JobWaiter, notify_job_available
 from holocron.jobs.queue import JobQueue
 from holocron.store import pg_hnsw
@@ -25,8 +30,6 @@ from holocron.store.embeddings import EmbeddingWrite, insert_embeddings
 from holocron.store.types import utcnow
 
 pytestmark = pytest.mark.postgres
-
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
 
 
 @pytest.fixture()
@@ -220,13 +223,13 @@ def test_search_leaves_out_embeddings_of_a_chunks_earlier_text(pg: Database) -> 
 
 def test_recall_on_real_scifact_embeddings(pg: Database) -> None:
     """A real subset (model embeddings of SciFact abstracts); the full corpus is measured by bench/postgres.py."""
-    if not SCIFACT.is_file():
-        pytest.skip(f"{SCIFACT} not found")
     from sentence_transformers import SentenceTransformer
 
     from holocron.embedding.local import bundled_model_path
 
-    docs = [json.loads(line) for line, _ in zip(SCIFACT.open(encoding="utf-8"), range(400), strict=False)]
+    with data_file("scifact/corpus.jsonl").open(encoding="utf-8") as corpus:
+        docs = [json.loads(line) for line, _ in zip(corpus, range(400), strict=False)]
+    assert len(docs) == 400
     texts = [f"{d.get('title', '')}. {d.get('text', '')}" for d in docs]
     model = SentenceTransformer(str(bundled_model_path()), device="cpu", local_files_only=True)
     vectors = np.asarray(model.encode(texts, batch_size=32, normalize_embeddings=True), dtype=np.float32)
@@ -262,53 +265,108 @@ def test_claims_skip_rows_another_worker_holds(pg: Database) -> None:
     first = queue.enqueue("EMBED_CHUNKS", {"space_id": space.embedding_space_id, "chunk_ids": ["a" * 64]}).job
     second = queue.enqueue("EMBED_CHUNKS", {"space_id": space.embedding_space_id, "chunk_ids": ["b" * 64]}).job
     seen = _capture(pg.engine)
-    with pg.engine.connect() as other, other.begin():
-        other.execute(select(pg.t.job).where(pg.t.job.c.job_id == first.job_id).with_for_update())
-        started = time.perf_counter()
-        claimed = queue.claim("w2", lease_seconds=30)
-        waited = time.perf_counter() - started
+    with ThreadPoolExecutor(1) as pool:
+        with pg.engine.connect() as other, other.begin():
+            other.execute(select(pg.t.job).where(pg.t.job.c.job_id == first.job_id).with_for_update())
+            # The claim runs while the row stays locked. One that waited for the lock could only return once the
+            # lock is released, below: it would still be running here (the timeout only bounds that hang).
+            claim = pool.submit(queue.claim, "w2", lease_seconds=30)
+            futures.wait([claim], timeout=60)
+            finished_while_locked = claim.done()
+        claimed = claim.result()
+    assert finished_while_locked, "the claim waited for the row another worker holds instead of skipping it"
     assert claimed is not None and claimed.job_id == second.job_id
-    assert waited < 2.0  # skipped the locked row instead of waiting for it
     assert any("FOR UPDATE SKIP LOCKED" in s for s in seen)
 
 
 # --- LISTEN/NOTIFY ---------------------------------------------------------------------------------------------
 
 
+class CountingReceives:
+    """Wraps a waiter's ``_receive`` (one slice of a wait): counts the slices, and can set a stop event in one."""
+
+    def __init__(self, waiter: JobWaiter, *, stop_in_slice: int = 0, stop: threading.Event | None = None) -> None:
+        self.slices: list[float] = []
+        self.results: list[bool] = []
+        self._receive = waiter._receive
+        self._stop_in_slice = stop_in_slice
+        self._stop = stop
+        waiter._receive = self  # type: ignore[method-assign]
+
+    def __call__(self, timeout_s: float) -> bool:
+        self.slices.append(timeout_s)
+        if self._stop is not None:
+            if len(self.slices) == self._stop_in_slice:
+                self._stop.set()
+            elif len(self.slices) > self._stop_in_slice:
+                raise AssertionError(f"the wait went on for slice {len(self.slices)} after its stop event was set")
+        got = self._receive(timeout_s)
+        self.results.append(got)
+        return got
+
+
 def test_waiter_wakes_on_notify_at_commit_only(pg: Database) -> None:
     with JobWaiter(pg) as waiter:
         assert waiter.listen()
+        receives = CountingReceives(waiter)
 
         def notify_later() -> None:
-            time.sleep(0.3)
+            time.sleep(0.3)  # so that the wait below is already blocked when the notification comes
             with pg.write() as tx:
                 notify_job_available(tx)
 
         thread = threading.Thread(target=notify_later)
-        started = time.perf_counter()
         thread.start()
+        # Woken by the notification: True only comes from a received NOTIFY; without a stop event the wait is
+        # one blocking receive, which returned because something arrived, not because 10 s went by.
         assert waiter.wait(10.0) is True
-        assert time.perf_counter() - started < 5.0
+        assert receives.results == [True]
         thread.join()
         with pytest.raises(RuntimeError), pg.write() as tx:
             notify_job_available(tx)
             raise RuntimeError("rolled back")
         assert waiter.wait(0.4) is False  # a rolled-back enqueue wakes no one
+        assert receives.results[0] is True and not any(receives.results[1:])
+
+
+def test_waiter_returns_when_stopped(pg: Database) -> None:
+    """A wait with a stop event listens in slices and looks at the event between them: it returns after the
+    slice in which the event was set, not at its timeout."""
+    with JobWaiter(pg) as waiter:
+        assert waiter.listen()
         stop = threading.Event()
-        threading.Timer(0.2, stop.set).start()
-        started = time.perf_counter()
-        assert waiter.wait(10.0, stop=stop) is False
-        assert time.perf_counter() - started < 2.0
+        receives = CountingReceives(waiter, stop_in_slice=2, stop=stop)
+        assert waiter.wait(3600.0, stop=stop) is False
+        assert receives.results == [False, False]  # two slices, the second one set the event, nothing notified
+        assert all(0 < s <= notify._SLICE_S for s in receives.slices)
+        assert waiter.wait(3600.0, stop=stop) is False  # already set: no slice at all
+        assert len(receives.slices) == 2
 
 
-def test_waiter_sleeps_on_sqlite(sqlite_db: Database) -> None:
+def test_waiter_sleeps_on_sqlite(sqlite_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(notify, "time", SimpleNamespace(sleep=slept.append, monotonic=time.monotonic))
     with sqlite_db.write() as tx:
         notify_job_available(tx)  # nothing to do on SQLite
     waiter = JobWaiter(sqlite_db)
-    started = time.perf_counter()
     assert waiter.wait(0.2) is False
-    assert time.perf_counter() - started >= 0.19
+    assert slept == [0.2]  # the whole timeout, as one plain sleep
+    stop = RecordingEvent()
+    assert waiter.wait(0.3, stop=stop) is False
+    assert stop.waited == [0.3] and slept == [0.2]  # with a stop event, it sleeps on the event instead
     assert not waiter.listening
+
+
+class RecordingEvent(threading.Event):
+    """A stop event that records how long it was waited on, and returns at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waited.append(timeout)
+        return self.is_set()
 
 
 # --- holocron db -----------------------------------------------------------------------------------------------

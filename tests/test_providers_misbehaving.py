@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import random
 import socket
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -99,30 +98,44 @@ def test_dropped_connection_is_retried(kind: str, server: tuple[str, Misbehaviou
     assert provider.http.retries == 1
 
 
+class Sleeps:
+    """A provider's ``sleep``: records each requested pause, with how many requests the server had seen by then,
+    and returns at once (what a test checks is the pause asked for, not the time that went by)."""
+
+    def __init__(self, script: Misbehaviour) -> None:
+        self.script = script
+        self.calls: list[tuple[float, int]] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append((seconds, len(self.script.embed_requests)))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_429_waits_for_retry_after(kind: str, server: tuple[str, Misbehaviour]) -> None:
     url, script = server
-    provider = make(kind, url)
+    sleeps = Sleeps(script)
+    provider = make(kind, url, sleep=sleeps)
     script.set("429:1")
-    started = time.monotonic()
     vectors = provider.embed(TEXTS)
     assert np.allclose(vectors, expected(TEXTS))
-    requests = script.embed_requests
-    assert len(requests) == 2
-    assert requests[1].at - requests[0].at >= 0.95  # the header said one second; the backoff alone is 10 ms
-    assert time.monotonic() - started >= 0.95
+    assert len(script.embed_requests) == 2
+    # One pause, between the two requests, of what the header said (the backoff alone is at most 50 ms).
+    assert sleeps.calls == [(pytest.approx(1.0), 1)]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_503_with_an_http_date_retry_after(kind: str, server: tuple[str, Misbehaviour]) -> None:
     url, script = server
-    provider = make(kind, url)
-    when = format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+    sleeps = Sleeps(script)
+    provider = make(kind, url, sleep=sleeps)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     script.set(f"503:{when}")
     provider.embed(TEXTS)
-    requests = script.embed_requests
-    assert len(requests) == 2
-    assert requests[1].at - requests[0].at >= 0.9  # HTTP dates have whole seconds: at least 1 s of the 2 remain
+    assert len(script.embed_requests) == 2
+    # HTTP dates have whole seconds, and the request took a moment: between 25 and 30 of the 30 s remain (the
+    # backoff alone is at most 50 ms).
+    [(seconds, requests_before)] = sleeps.calls
+    assert 25.0 <= seconds <= 30.0 and requests_before == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -229,8 +242,12 @@ def test_openai_model_not_found(server: tuple[str, Misbehaviour]) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_circuit_opens_after_repeated_failures_and_fails_fast(kind: str, server: tuple[str, Misbehaviour]) -> None:
     url, script = server
-    circuit = CircuitBreaker(failure_threshold=3, reset_after_s=0.5)
-    provider = make(kind, url, retry=RetryPolicy(max_retries=1, backoff_base_s=0.01), circuit=circuit)
+    now = [0.0]
+    circuit = CircuitBreaker(failure_threshold=3, reset_after_s=30.0, clock=lambda: now[0])
+    sleeps: list[float] = []
+    provider = make(
+        kind, url, retry=RetryPolicy(max_retries=1, backoff_base_s=0.01), circuit=circuit, sleep=sleeps.append
+    )
     script.set(then="status:500")
 
     with pytest.raises(ProviderUnavailableError) as first:  # attempts 1 and 2: retries exhausted
@@ -247,9 +264,15 @@ def test_circuit_opens_after_repeated_failures_and_fails_fast(kind: str, server:
         with pytest.raises(CircuitOpenError, match="failing fast"):
             provider.embed(TEXTS)
     assert len(script.embed_requests) == 3
+    assert len(sleeps) == 1  # the one retry of the first call; failing fast never waits
 
     script.set(then="ok")
-    time.sleep(0.6)  # past the reset time: one trial call goes through and closes the circuit
+    now[0] = 29.9  # just before the reset time: still open
+    with pytest.raises(CircuitOpenError, match="failing fast"):
+        provider.embed(TEXTS)
+    assert not script.embed_requests and circuit.state == "open"  # (set() cleared the record)
+    now[0] = 30.0  # the reset time: half-open, one trial call goes through and closes the circuit
+    assert circuit.state == "half-open"
     assert np.allclose(provider.embed(TEXTS), expected(TEXTS))
     assert circuit.state == "closed"
     assert len(script.embed_requests) == 1

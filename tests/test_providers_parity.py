@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from datafiles import data_text
 from holocron.chunking import ChunkPolicy, chunk_text
 from holocron.config import Settings
 from holocron.embedding.base import PreprocessPolicy, Purpose
@@ -22,15 +23,12 @@ from holocron.extract import extract
 from holocron.vectors import cosine
 from servers import Misbehaviour, embedding_server, local_provider, misbehaving_server
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-CORPUS = Path(__file__).resolve().parents[1] / "examples" / "corpus"
-
 
 def real_chunks() -> list[str]:
     """Chunks of a served wiki page and an OpenAlex work, cut as the indexer cuts them for this model."""
     policy = ChunkPolicy.fitted_to_model(256)
-    page = (CORPUS / "wiki-html" / "trafilatura__stardewvalleywiki.com.penny.html").read_text()
-    work = (CORPUS / "openalex" / "papers__work.json").read_text()
+    page = data_text("wiki-html/trafilatura__stardewvalleywiki.com.penny.html")
+    work = data_text("openalex/papers__work.json")
     chunks: list[str] = []
     for source_type, payload in (("html", page), ("openalex", work)):
         spans = chunk_text(extract(source_type, payload).text, policy).spans

@@ -8,7 +8,7 @@ or run left RUNNING. Only the ``worker_db_url`` fixture differs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine, text
@@ -25,15 +25,25 @@ pytestmark = [pytest.mark.model, pytest.mark.postgres]
 
 @pytest.fixture()
 def worker_db_url(pg_admin_engine: Engine) -> Iterator[str]:
-    """A fresh PostgreSQL database (with pgvector) for the worker processes; afterwards, its HNSW index."""
+    """A fresh PostgreSQL database (with pgvector) for the worker processes."""
     with fresh_pg_database(pg_admin_engine) as url:
         yield url
-        db = Database(url)
-        try:
-            with db.read() as tx:
-                spaces = list(tx.execute(text("SELECT embedding_space_id FROM vector.embedding_space")).scalars())
-                for space_id in spaces:
-                    # The first embeddings of the space created its index, inside a worker process.
-                    assert pg_hnsw.index_exists(tx, int(space_id))
-        finally:
-            db.dispose()
+
+
+@pytest.fixture()
+def engine_checks() -> Callable[[Database], None]:
+    """Afterwards, every space has its HNSW index: part of the test, so it runs only once the test got there.
+
+    (Run from a fixture's teardown, it would also run after a test that failed before the schema existed, and
+    its UndefinedTable would be reported on top of the test's own error.)
+    """
+
+    def check(db: Database) -> None:
+        with db.read() as tx:
+            spaces = list(tx.execute(text("SELECT embedding_space_id FROM vector.embedding_space")).scalars())
+            assert spaces
+            for space_id in spaces:
+                # The first embeddings of the space created its index, inside a worker process.
+                assert pg_hnsw.index_exists(tx, int(space_id))
+
+    return check

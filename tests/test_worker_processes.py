@@ -24,12 +24,12 @@ from urllib.parse import unquote, urlparse
 import pytest
 from sqlalchemy import func, select
 
+from datafiles import data_file
 from holocron.config import Settings
 from holocron.service import Holocron
 from holocron.store.database import Database
 from holocron.vectors import vector_sha256
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LEASE_SECONDS = 3
 WORKERS = 3
 T = TypeVar("T")
@@ -63,11 +63,17 @@ def worker_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
 
 
 @pytest.fixture()
+def engine_checks() -> Callable[[Database], None]:
+    """Checks that only one engine's variant adds, run by the test after its own (nothing on SQLite)."""
+    return lambda db: None
+
+
+@pytest.fixture()
 def corpus(tmp_path: Path) -> Path:
     folder = tmp_path / "pages"
     folder.mkdir()
-    shutil.copy(SHARED / "wiki-html" / "trafilatura__stardewvalleywiki.com.penny.html", folder / "penny.html")
-    shutil.copy(SHARED / "openalex" / "papers__work.json", folder / "work.json")
+    shutil.copy(data_file("wiki-html/trafilatura__stardewvalleywiki.com.penny.html"), folder / "penny.html")
+    shutil.copy(data_file("openalex/papers__work.json"), folder / "work.json")
     return folder
 
 
@@ -135,7 +141,9 @@ def logs_of(logs: Path) -> str:
     return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(logs.glob("*.log")))
 
 
-def test_killed_and_stopped_workers_leave_a_whole_index(worker_db_url: str, corpus: Path, tmp_path: Path) -> None:
+def test_killed_and_stopped_workers_leave_a_whole_index(
+    worker_db_url: str, corpus: Path, tmp_path: Path, engine_checks: Callable[[Database], None]
+) -> None:
     home = tmp_path / "home"
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -178,8 +186,11 @@ def test_killed_and_stopped_workers_leave_a_whole_index(worker_db_url: str, corp
                 proc.kill()
                 proc.wait(10)
 
-    check_whole_index(db, space.embedding_space_id, space.dimensions, killed_job, victim)
-    db.dispose()
+    try:
+        check_whole_index(db, space.embedding_space_id, space.dimensions, killed_job, victim)
+        engine_checks(db)
+    finally:
+        db.dispose()
 
 
 def check_whole_index(db: Database, space_id: int, dimensions: int, killed_job: int, victim: str) -> None:

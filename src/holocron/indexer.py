@@ -32,7 +32,6 @@ from holocron.store.sources import (
     sources_to_chunk,
 )
 from holocron.store.spaces import EmbeddingSpace
-from holocron.vectors import l2_normalize
 
 Progress = Callable[[int], None]
 SOURCE_BATCH = 200
@@ -261,9 +260,7 @@ def _embed_batch(
     with provider_call(space.provider, space.model_name):
         raw = provider.embed(texts, Purpose.DOCUMENT)
     stats.model_seconds += time.perf_counter() - model_started
-    vectors = validate_vectors(raw, expected=len(pending), dimensions=space.dimensions, ids=ids)
-    if space.normalize_flag or space.distance_metric == "cosine":
-        vectors = l2_normalize(vectors)
+    vectors = space.prepare(validate_vectors(raw, expected=len(pending), dimensions=space.dimensions, ids=ids))
     stats.batches += 1
     stats.chunks_embedded += len(pending)
     stats.input_bytes += sum(len(text.encode("utf-8")) for text in texts)

@@ -14,35 +14,54 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from holocron.chunking import ChunkPolicy
 from holocron.config import Settings, load_settings
 from holocron.embedding.base import EmbeddingProvider
 from holocron.embedding.registry import build_provider
 from holocron.evidence import BoundingPolicy, EvidenceBundle, build_bundle
+from holocron.identity import ModelIdentity
 from holocron.indexer import ChunkStats, EmbedStats, chunk_sources, embed_chunks
 from holocron.ingest.files import DEFAULT_SOURCE_SYSTEM, read_file, read_manifest, walk
+from holocron.jobs.handlers import enqueue_indexing
+from holocron.jobs.queue import Enqueued, JobQueue
 from holocron.lake import write_artifact
 from holocron.observability.logs import log_context
-from holocron.observability.metrics import observe_search, record_search_error
+from holocron.observability.metrics import metrics_registry, observe_search, record_search_error
+from holocron.observability.overview import compute_overview, space_coverage
 from holocron.retrieval.config import RetrievalConfig
 from holocron.retrieval.filters import SearchFilters
 from holocron.retrieval.search import Searcher, SearchResult
+from holocron.retrieval.space_index import SyncReport
 from holocron.store.chunks import count_chunks
 from holocron.store.database import Database
 from holocron.store.embeddings import count_current_embeddings
 from holocron.store.evidence import save_bundle
-from holocron.store.runs import finish_run, start_run
+from holocron.store.migrate import current_revision, head_revision
+from holocron.store.runs import count_runs, finish_run, get_run, list_runs, run_artifacts, start_run
 from holocron.store.sources import (
     RawRecord,
     RegisterResult,
     RejectedSource,
+    count_sources,
+    get_source,
+    list_sources,
     record_rejections,
     register_records,
 )
-from holocron.store.spaces import EmbeddingSpace, get_or_create_space, other_spaces_of_model
+from holocron.store.spaces import (
+    EmbeddingSpace,
+    find_space,
+    get_or_create_space,
+    get_space,
+    list_spaces,
+    other_spaces_of_model,
+)
+from holocron.store.types import PgHnswParams
 
 if TYPE_CHECKING:
-    from holocron.jobs.queue import Enqueued
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +80,16 @@ class IngestReport:
         self.registered.new += result.new
         self.registered.changed += result.changed
         self.registered.unchanged += result.unchanged
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a listing and the size of the whole (the CLI's and the API's ``total``)."""
+
+    items: list[Any]
+    total: int
+    limit: int
+    offset: int
 
 
 @dataclass
@@ -85,10 +114,17 @@ class IndexReport:
         }
 
 
+def pg_hnsw_params(settings: Settings) -> PgHnswParams:
+    """The pgvector HNSW parameters of these settings (the store is handed them, it never reads settings)."""
+    return PgHnswParams(
+        m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search
+    )
+
+
 class Holocron:
     def __init__(self, settings: Settings | None = None, *, provider: EmbeddingProvider | None = None) -> None:
         self.settings = settings or load_settings()
-        self.db = Database(self.settings.resolved_database_url)
+        self.db = Database(self.settings.resolved_database_url, hnsw=pg_hnsw_params(self.settings))
         self.db.upgrade()
         if provider is not None:
             self.__dict__["provider"] = provider
@@ -170,13 +206,8 @@ class Holocron:
         source's content hash, so calling this twice queues nothing new. With no ids: every source whose
         chunks are stale under the current policy (also recovers sources whose trigger was lost in a crash).
         """
-        from holocron.jobs.handlers import enqueue_indexing
-        from holocron.jobs.queue import JobQueue
-
         policy_version = self.chunk_policy().version if source_ids is None else None
-        return enqueue_indexing(
-            JobQueue(self.db), self.space.embedding_space_id, source_ids, policy_version=policy_version
-        )
+        return enqueue_indexing(self.jobs, self.space.embedding_space_id, source_ids, policy_version=policy_version)
 
     def ingest_manifest(self, manifest: Path, *, progress: Progress | None = None) -> IngestReport:
         return self._register(read_manifest(manifest, max_bytes=self.settings.max_source_bytes), progress)
@@ -348,11 +379,7 @@ class Holocron:
         save: bool = True,
     ) -> EvidenceBundle:
         """Search, then bound the hits into a stored evidence bundle (what the LLM is given)."""
-        policy = policy or BoundingPolicy(
-            max_items=self.settings.evidence_max_items,
-            max_total_bytes=self.settings.evidence_max_total_bytes,
-            max_item_bytes=self.settings.evidence_max_item_bytes,
-        )
+        policy = policy or BoundingPolicy.from_settings(self.settings)
         result = self.search(
             question,
             k or policy.max_items,
@@ -363,5 +390,90 @@ class Holocron:
         )
         bundle = build_bundle(result.hits, policy, query=question, retrieval_id=result.retrieval_id or None)
         if save:
-            save_bundle(self.db, bundle)
+            save_bundle(self.db, *bundle.to_rows())
         return bundle
+
+    # -- catalog: what the CLI and the API list and show ----------------------------------------
+
+    @cached_property
+    def jobs(self) -> JobQueue:
+        """The job queue of this store (enqueue, list, retry, cancel, stats)."""
+        return JobQueue(self.db)
+
+    def sources(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> Listing:
+        """Registered sources by id, each with its status, chunk counts, error, ``source_ref`` and ``tags``."""
+        with self.db.read() as tx:
+            items = list_sources(tx, status=status, limit=limit, offset=offset)
+            return Listing(items, count_sources(tx, status=status), limit, offset)
+
+    def source(self, source_id: str) -> dict[str, Any] | None:
+        with self.db.read() as tx:
+            return get_source(tx, source_id)
+
+    def runs(self, *, job_id: int | None = None, limit: int = 50, offset: int = 0) -> Listing:
+        """Runs (index runs and job executions), newest first."""
+        with self.db.read() as tx:
+            items = list_runs(tx, limit=limit, offset=offset, job_id=job_id)
+            return Listing(items, count_runs(tx, job_id=job_id), limit, offset)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run with its ``artifacts`` (path, sha256, bytes), or None."""
+        with self.db.read() as tx:
+            found = get_run(tx, run_id)
+            return {**found, "artifacts": run_artifacts(tx, run_id)} if found else None
+
+    def spaces(self) -> list[tuple[EmbeddingSpace, int]]:
+        """Every embedding space with its embedding count."""
+        with self.db.read() as tx:
+            return list_spaces(tx)
+
+    def find_space(self, key: int | str) -> EmbeddingSpace | None:
+        """A space by id or name."""
+        with self.db.read() as tx:
+            return get_space(tx, key)
+
+    def space_of(self, identity: ModelIdentity, *, create: bool = False) -> tuple[EmbeddingSpace | None, bool]:
+        """The space of a model identity, made when ``create`` is set; the flag says whether it was new."""
+        if create:
+            return get_or_create_space(self.db, identity)
+        with self.db.read() as tx:
+            return find_space(tx, identity), False
+
+    def space_coverage(self) -> list[dict[str, Any]]:
+        """Per space: embeddings of current chunks against all chunks (what is left to embed)."""
+        with self.db.read() as tx:
+            return space_coverage(tx)
+
+    def overview(self, **options: Any) -> dict[str, Any]:
+        """The dashboard's figures: queue, recent runs, dead letters, sources, coverage, throughput."""
+        return compute_overview(self.db, **options)
+
+    def metrics_registry(self) -> CollectorRegistry:
+        """A Prometheus registry with this process's metrics and this store's gauges."""
+        return metrics_registry(self.db)
+
+    def ping(self) -> str:
+        """Ask the database to answer (readiness); returns the engine's name, raises when it does not."""
+        with self.db.read() as tx:
+            tx.execute(select(1))
+        return self.db.dialect
+
+    def schema_revision(self) -> tuple[str | None, str | None]:
+        """(the store's migration revision, the newest this code knows)."""
+        return current_revision(self.db), head_revision(self.db)
+
+    def index_status(self) -> dict[str, Any]:
+        """The configured space's vector index: kind, size, files."""
+        return self.searcher.index.status()
+
+    def sync_index(self) -> SyncReport:
+        """Bring the vector index up to date with the embedding table."""
+        return self.searcher.index.sync()
+
+    def rebuild_index(self, *, reason: str = "requested") -> SyncReport:
+        """Recompute the configured space's vector index from the embedding table."""
+        return self.searcher.index.rebuild(reason=reason)
+
+    def register_records(self, records: Sequence[RawRecord]) -> RegisterResult:
+        """Store raw records (already read by the caller, e.g. a benchmark's corpus) as sources."""
+        return register_records(self.db, records)

@@ -6,6 +6,7 @@ Every module that turns a vector into bytes or back imports from here.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,3 +49,18 @@ def cosine(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     va, vb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     denominator = float(np.linalg.norm(va) * np.linalg.norm(vb))
     return float(va @ vb / denominator) if denominator else 0.0
+
+
+def top_k(scores: npt.NDArray[np.floating[Any]], k: int) -> npt.NDArray[np.intp]:
+    """Positions of the k largest scores, best first; equal scores keep their input order, also at the k-th
+    place (a partial sort alone would pick an arbitrary one of the tied), so equal inputs rank equally."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    if k < len(scores):
+        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        above = np.flatnonzero(scores > kth)
+        tied = np.flatnonzero(scores == kth)[: k - len(above)]
+        chosen = np.concatenate([above, tied])
+        return chosen[np.argsort(-scores[chosen], kind="stable")]
+    return np.argsort(-scores, kind="stable")

@@ -17,11 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from holocron._version import __version__
 from holocron.api.auth import Auth, middleware
 from holocron.api.deps import ServerState, bearer
 from holocron.api.routes import catalog, dashboard, jobs, runs, search, system
 from holocron.config import Settings
-from holocron.observability.metrics import metrics_registry
 from holocron.service import Holocron
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def create_app(target: Settings | Holocron, *, host: str | None = None) -> FastA
     token = settings.api_token.get_secret_value() if settings.api_token else None
     auth = Auth.for_bind(host or settings.api_host, token)
     holo = Holocron(settings) if isinstance(target, Settings) else target
-    state = ServerState(holocron=holo, auth=auth, registry=metrics_registry(holo.db), owns_holocron=owns)
+    state = ServerState(holocron=holo, auth=auth, registry=holo.metrics_registry(), owns_holocron=owns)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -49,7 +49,7 @@ def create_app(target: Settings | Holocron, *, host: str | None = None) -> FastA
     app = FastAPI(
         title="Holocron",
         summary="Search, evidence, sources, spaces, jobs and runs; health and Prometheus metrics.",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
         dependencies=[Depends(bearer)],
     )

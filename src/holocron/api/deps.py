@@ -31,7 +31,7 @@ class ServerState:
 
     @property
     def queue(self) -> JobQueue:
-        return JobQueue(self.holocron.db)
+        return self.holocron.jobs
 
 
 def server_state(request: Request) -> ServerState:

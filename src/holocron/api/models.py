@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from holocron.retrieval.filters import SearchFilters
+
+if TYPE_CHECKING:
+    from holocron.retrieval.search import Hit, SearchResult
 
 T = TypeVar("T")
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 
 SearchMode = Literal["vector", "keyword", "hybrid"]
+
+# --- one vocabulary: the API's responses and the CLI's --json output are built from the same models ----------
+# Field names are the same everywhere for the same thing: ``start_offset``/``end_offset``, ``source_ref`` and
+# ``tags`` as JSON values (never the ``*_json`` column names), ``options``/``metrics`` of a run, ``total``.
+
+
+def page_url(hit: Hit) -> str | None:
+    """The page's own web address, when its source reference has one."""
+    for key in ("url", "uri", "request_uri"):
+        value = hit.source_ref.get(key)
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            return value
+    return None
 
 
 class Page(BaseModel, Generic[T]):
@@ -72,29 +89,73 @@ class SearchRequest(BaseModel):
 
 
 class HitOut(BaseModel):
+    """One search hit; the CLI's ``search --json`` prints the same fields."""
+
     rank: int
     score: float
+    evidence_id: str = Field(description="Stable id of this passage (chunk and text hash), as evidence cites it.")
     chunk_id: str
     source_id: str
     source_type: str
     source_system: str
     title: str | None
     text: str
-    start_offset: int
+    start_offset: int = Field(description="Character offset of the chunk in the source's extracted text.")
     end_offset: int
     source_ref: dict[str, Any]
-    source_url: str | None = Field(description="The page's own address when it has one, else the API's source link.")
+    source_url: str | None = Field(
+        description="The page's own web address when it has one; else, from the API, its /api/sources link."
+    )
+    vector_rank: int | None = None
     vector_score: float | None = None
+    keyword_rank: int | None = None
     keyword_score: float | None = None
+
+    @classmethod
+    def from_hit(cls, hit: Hit, source_url: str | None) -> HitOut:
+        return cls(
+            rank=hit.rank,
+            score=hit.score,
+            evidence_id=hit.evidence_id,
+            chunk_id=hit.chunk_id,
+            source_id=hit.source_id,
+            source_type=hit.source_type,
+            source_system=hit.source_system,
+            title=hit.title,
+            text=hit.text,
+            start_offset=hit.start_offset,
+            end_offset=hit.end_offset,
+            source_ref=hit.source_ref,
+            source_url=source_url,
+            vector_rank=hit.vector_rank,
+            vector_score=hit.vector_score,
+            keyword_rank=hit.keyword_rank,
+            keyword_score=hit.keyword_score,
+        )
 
 
 class SearchResponse(BaseModel):
+    """A search's hits; the CLI's ``search --json`` prints the same document."""
+
     retrieval_id: str
     query: str
     space: str
     mode: str
+    filters: dict[str, Any] = Field(description="The filters that were given (none: {}).")
     latency_ms: float
     hits: list[HitOut]
+
+    @classmethod
+    def from_result(cls, result: SearchResult, source_url: Callable[[Hit], str | None] = page_url) -> SearchResponse:
+        return cls(
+            retrieval_id=result.retrieval_id,
+            query=result.query,
+            space=result.space.name,
+            mode=result.mode,
+            filters=result.filters.to_json(),
+            latency_ms=round(result.latency_ms, 3),
+            hits=[HitOut.from_hit(h, source_url(h)) for h in result.hits],
+        )
 
 
 class EvidenceRequest(BaseModel):
@@ -144,13 +205,18 @@ class SpaceOut(BaseModel):
 
 
 class RunOut(BaseModel):
+    """One run; the CLI's ``runs list --json`` and ``runs show --json`` print the same fields."""
+
     run_id: str
     run_type: str
     status: str
     job_id: int | None
     worker_id: str | None
     embedding_space_id: int | None
+    endpoint_url: str | None = None
     model_name: str | None
+    model_tag: str | None = None
+    model_digest: str | None = None
     options: dict[str, Any]
     metrics: dict[str, Any]
     error: str | None
@@ -167,7 +233,10 @@ class RunOut(BaseModel):
             job_id=row["job_id"],
             worker_id=row["worker_id"],
             embedding_space_id=row["embedding_space_id"],
+            endpoint_url=row.get("endpoint_url"),
             model_name=row["model_name"],
+            model_tag=row.get("model_tag"),
+            model_digest=row.get("model_digest"),
             options=row["options_json"] or {},
             metrics=row["metrics_json"] or {},
             error=row["error"],

@@ -2,61 +2,77 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from holocron.cli.common import console, print_json, print_table, state
+from holocron.cli.common import HolocronTyper, console, one_of, print_json, print_table, state
+from holocron.cli.options import SOURCE_STATUS_LIST, JsonOption, LimitOption, OffsetOption
+from holocron.store.schema import SOURCE_STATUSES
 
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
-sources_app = typer.Typer(help="Ingested sources and their indexing state.", no_args_is_help=True)
+app = HolocronTyper(help="Database schema: migrations and their state.", no_args_is_help=True)
+sources_app = HolocronTyper(help="Ingested sources and their indexing state.", no_args_is_help=True)
 
 
 @app.command()
-def upgrade(ctx: typer.Context) -> None:
+def upgrade(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Apply every pending migration."""
     from holocron.store.database import Database
-    from holocron.store.migrate import current_revision
 
     db = Database(state(ctx).settings().resolved_database_url)
     db.upgrade()
-    console.print(f"schema at revision [bold]{current_revision(db)}[/bold]")
+    data = _schema_state(db)
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"schema at revision [bold]{data['current']}[/bold]")
 
 
-@app.command()
-def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Current and newest schema revision."""
-    from holocron.store.database import Database
+def _schema_state(db: Any) -> dict[str, Any]:
     from holocron.store.migrate import current_revision, head_revision
 
-    db = Database(state(ctx).settings().resolved_database_url)
     current, head = current_revision(db), head_revision(db)
-    data = {
+    return {
         "database": db.url.render_as_string(hide_password=True),
         "current": current,
         "head": head,
         "up_to_date": current == head,
     }
+
+
+@app.command()
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Current and newest schema revision."""
+    from holocron.store.database import Database
+
+    data = _schema_state(Database(state(ctx).settings().resolved_database_url))
     if as_json:
         print_json(data)
         return
-    print_table("schema", ["field", "value"], data.items())
+    print_table("schema", ["field", "value"], data.items(), wrap=("value",))
 
 
 @sources_app.command("list")
 def list_sources_cmd(
     ctx: typer.Context,
-    status_filter: Annotated[str | None, typer.Option("--status", help="pending, indexed or error.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    status_filter: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            parser=one_of(SOURCE_STATUSES),
+            metavar="STATUS",
+            help=f"Only this status: {SOURCE_STATUS_LIST}.",
+        ),
+    ] = None,
+    limit: LimitOption = 100,
+    offset: OffsetOption = 0,
+    as_json: JsonOption = False,
 ) -> None:
-    """Sources with their status, chunk counts and errors."""
+    """Sources with their status, chunk counts and errors, by id."""
     from holocron.cli.common import open_holocron
-    from holocron.store.sources import list_sources
 
-    with open_holocron(ctx) as holo, holo.db.read() as tx:
-        rows = list_sources(tx, status=status_filter, limit=limit, offset=offset)
+    with open_holocron(ctx) as holo:
+        rows = holo.sources(status=status_filter, limit=limit, offset=offset).items
     if as_json:
         print_json(rows)
         return
@@ -75,4 +91,5 @@ def list_sources_cmd(
             )
             for r in rows
         ],
+        wrap=("title", "error"),
     )

@@ -7,8 +7,22 @@ from typing import Annotated
 
 import typer
 
-from holocron.cli.common import UserError, console, err_console, open_holocron, print_json
+from holocron.cli.common import (
+    UserError,
+    console,
+    err_console,
+    one_of,
+    open_holocron,
+    print_error,
+    print_json,
+    print_warning,
+    whole_number,
+)
+from holocron.cli.options import JsonOption, ModelOption, OllamaUrlOption, ProviderOption
 from holocron.cli.progress import track
+
+INDEX_MODES = ("incremental", "full")
+INDEX_ACTIONS = ("rebuild",)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,9 +33,13 @@ def register(app: typer.Typer) -> None:
 
 def ingest(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders of raw pages.")],
-    source_system: Annotated[str, typer.Option(help="Where the pages came from.")] = "files",
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag every source (repeatable).")] = None,
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of raw pages.", metavar="PATH")],
+    source_system: Annotated[
+        str, typer.Option(metavar="NAME", help="Where the pages came from; part of every source id.")
+    ] = "files",
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", metavar="TAG", help="Tag every source (repeatable).")
+    ] = None,
     enqueue: Annotated[
         bool,
         typer.Option(
@@ -29,9 +47,12 @@ def ingest(
             help="Queue CHUNK_SOURCE jobs for new and changed sources, for `holocron worker` to index.",
         ),
     ] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Register raw pages (HTML, MediaWiki or OpenAlex JSON, text, Markdown); unchanged files are a no-op."""
+    """Register raw pages; unchanged files are a no-op.
+
+    HTML, MediaWiki or OpenAlex JSON, plain text and Markdown, from files or folders (walked recursively).
+    """
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise UserError(f"no such file or folder: {', '.join(missing)}")
@@ -43,7 +64,7 @@ def ingest(
         "new": len(report.registered.new),
         "changed": len(report.registered.changed),
         "unchanged": len(report.registered.unchanged),
-        "rejected": [{"source": r.request_uri, "reason": r.reason} for r in report.rejected],
+        "rejected": [{"source_id": r.source_id, "uri": r.request_uri, "reason": r.reason} for r in report.rejected],
         "jobs_enqueued": len(report.enqueued),
     }
     if as_json:
@@ -57,8 +78,12 @@ def ingest(
 
 
 def extract(
-    file: Annotated[Path, typer.Argument(help="A raw page, as it would be ingested.", exists=True, dir_okay=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="Title, metadata and text as JSON.")] = False,
+    file: Annotated[
+        Path, typer.Argument(help="A raw page, as it would be ingested.", exists=True, dir_okay=False, metavar="FILE")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the source type, title, metadata and text as JSON.")
+    ] = False,
 ) -> None:
     """Print the text exactly as the indexer will see it."""
     from holocron.extract import ExtractionError
@@ -86,33 +111,69 @@ def extract(
 def index(
     ctx: typer.Context,
     action: Annotated[
-        str | None, typer.Argument(help="`rebuild`: rebuild the current space's vector index from the table.")
+        str | None,
+        typer.Argument(
+            parser=one_of(INDEX_ACTIONS),
+            metavar="ACTION",
+            help="rebuild: rebuild the current space's vector index from the embedding table instead.",
+        ),
     ] = None,
     mode: Annotated[
-        str, typer.Option(help="incremental: only new or changed sources; full: re-check all.")
+        str,
+        typer.Option(
+            parser=one_of(INDEX_MODES),
+            metavar="MODE",
+            help="incremental: only new or changed sources; full: re-check all.",
+        ),
     ] = "incremental",
     source_manifest: Annotated[
         Path | None,
-        typer.Option(help="A manifest {version, sources: [{source_id, source_type, lake_uri|content, tags}]}."),
+        typer.Option(
+            metavar="FILE",
+            help="Index the sources of a JSON manifest: version, and sources with source_id, source_type, "
+            "lake_uri or content, and tags.",
+        ),
     ] = None,
-    embed_model: Annotated[str | None, typer.Option(help="Embedding model name.")] = None,
-    embed_provider: Annotated[str | None, typer.Option(help="local, ollama or openai.")] = None,
-    ollama_url: Annotated[str | None, typer.Option(help="Ollama base URL.")] = None,
-    chunk_size: Annotated[int | None, typer.Option(help="Characters per chunk (default: fitted to the model).")] = None,
-    chunk_overlap: Annotated[int | None, typer.Option(help="Characters shared by neighbouring chunks.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Chunks per embedding call.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+    embed_model: ModelOption = None,
+    embed_provider: ProviderOption = None,
+    ollama_url: OllamaUrlOption = None,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(
+            envvar="HOLOCRON_CHUNK_SIZE",
+            parser=whole_number(1),
+            metavar="CHARS",
+            help="Characters per chunk (default: fitted to the model's input window).",
+        ),
+    ] = None,
+    chunk_overlap: Annotated[
+        int | None,
+        typer.Option(
+            envvar="HOLOCRON_CHUNK_OVERLAP",
+            parser=whole_number(0),
+            metavar="CHARS",
+            help="Characters shared by neighbouring chunks.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            envvar="HOLOCRON_EMBED_BATCH_SIZE", parser=whole_number(1), metavar="N", help="Chunks per embedding call."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Extract, chunk, embed and store everything new or changed, as one recorded run."""
+    """Chunk, embed and store new or changed sources.
+
+    One recorded run extracts, chunks, embeds and stores everything new or changed.
+
+    `holocron index rebuild` rebuilds the vector index of the current space instead.
+    """
     if action is not None:
-        if action != "rebuild":
-            raise UserError(f"unknown action {action!r}: the only one is `holocron index rebuild`")
         from holocron.cli.search_cmds import index_rebuild
 
         index_rebuild(ctx, as_json=as_json)
         return
-    if mode not in ("full", "incremental"):
-        raise UserError("--mode is 'full' or 'incremental'")
     if source_manifest is not None and not source_manifest.is_file():
         raise UserError(f"{source_manifest}: no such manifest")
     overrides = {
@@ -140,20 +201,20 @@ def index(
             {
                 "run_id": report.run_id,
                 "space": report.space.name,
-                "policy": report.policy.version,
+                "chunk_policy_version": report.policy.version,
                 **report.metrics(),
-                "errors": report.chunking.errors,
+                "errors": [{"source_id": source_id, "reason": reason} for source_id, reason in report.chunking.errors],
                 "warnings": report.warnings,
             }
         )
         return
     for source_id, reason in report.chunking.errors:
-        err_console.print(f"[red]error:[/red] {source_id}: {reason}")
+        print_error(f"{source_id}: {reason}")
     for warning in report.warnings:
-        err_console.print(f"[yellow]warning:[/yellow] {warning}")
+        print_warning(warning)
     if report.chunking.capped_sources:
-        err_console.print(
-            f"[yellow]warning:[/yellow] {len(report.chunking.capped_sources)} sources hit the cap of "
+        print_warning(
+            f"{len(report.chunking.capped_sources)} sources hit the cap of "
             f"{report.policy.max_chunks} chunks; {report.chunking.chunks_dropped} chunks were not indexed"
         )
     m = report.metrics()

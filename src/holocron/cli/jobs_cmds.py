@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from holocron.cli.common import UserError, console, err_console, open_holocron, print_json, print_table
+from holocron.cli.common import (
+    HolocronTyper,
+    UserError,
+    console,
+    err_console,
+    one_of,
+    open_holocron,
+    positive_number,
+    print_json,
+    print_table,
+    whole_number,
+)
+from holocron.cli.options import (
+    JOB_TYPE_LIST,
+    JobStatusesOption,
+    JobTypesOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+)
+from holocron.store.schema import JOB_TYPES
 
 if TYPE_CHECKING:
     from holocron.jobs.models import Job, JobStatus, JobType
 
-jobs_app = typer.Typer(help="The job queue: list, inspect, retry, cancel and enqueue jobs.", no_args_is_help=True)
-runs_app = typer.Typer(help="Runs: one per job execution or index, with metrics and artifacts.", no_args_is_help=True)
+jobs_app = HolocronTyper(help="The job queue: list, inspect, retry, cancel, enqueue.", no_args_is_help=True)
+runs_app = HolocronTyper(help="Runs and their metrics and artifacts.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -69,32 +90,64 @@ def worker(
     ] = False,
     list_types: Annotated[bool, typer.Option("--list-types", help="List the job types and exit.")] = False,
     worker_id: Annotated[
-        str | None, typer.Option(help="Name in locked_by and run rows (default host:pid:rand).")
+        str | None,
+        typer.Option(metavar="NAME", help="Name in locked_by and in run rows (default: host:pid:random)."),
     ] = None,
     poll_seconds: Annotated[
-        float | None, typer.Option(help="Longest sleep while the queue is empty (default from settings).")
+        float | None,
+        typer.Option(
+            envvar="HOLOCRON_WORKER_POLL_SECONDS",
+            parser=positive_number,
+            metavar="SECONDS",
+            help="Longest sleep while the queue is empty (default: 1).",
+        ),
     ] = None,
     lease_seconds: Annotated[
-        float | None, typer.Option(help="Lease per claim; heartbeats renew it (default from settings).")
+        float | None,
+        typer.Option(
+            envvar="HOLOCRON_LEASE_SECONDS",
+            parser=positive_number,
+            metavar="SECONDS",
+            help="Lease per claim; heartbeats renew it (default: 60).",
+        ),
     ] = None,
-    concurrency: Annotated[int, typer.Option(help="Jobs run at once, as threads sharing one model.")] = 1,
+    concurrency: Annotated[
+        int,
+        typer.Option(parser=whole_number(1), metavar="N", help="Jobs run at once, as threads sharing one model."),
+    ] = 1,
     types: Annotated[
-        list[str] | None, typer.Option("--types", help="Only these job types (repeat or comma-separate).")
+        list[str] | None,
+        typer.Option(
+            "--types",
+            parser=one_of(JOB_TYPES, several=True),
+            metavar="TYPE",
+            help=f"Only these job types (repeat or comma-separate): {JOB_TYPE_LIST}.",
+        ),
     ] = None,
-    max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs.")] = None,
+    max_jobs: Annotated[
+        int | None, typer.Option(parser=whole_number(1), metavar="N", help="Exit after this many jobs.")
+    ] = None,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT while working.")
+        int | None,
+        typer.Option(
+            parser=whole_number(0, 65535),
+            metavar="PORT",
+            help="Serve Prometheus metrics on 127.0.0.1:PORT while working.",
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Claim and run jobs. SIGINT/SIGTERM stop it gracefully: the current job is finished or released."""
-    from holocron.jobs.registry import default_registry
+    """Claim and run jobs.
+
+    Ctrl-C or SIGTERM stops it gracefully: it finishes or releases its current job.
+    """
+    from holocron.jobs.handlers import default_registry
 
     if list_types:
         registry = default_registry()
         rows: list[dict[str, Any]] = [
             {
-                "type": spec.job_type.value,
+                "job_type": spec.job_type.value,
                 "description": spec.description,
                 "priority": spec.payload_model.default_priority,
                 "max_attempts": spec.payload_model.default_max_attempts,
@@ -108,14 +161,12 @@ def worker(
         print_table(
             "job types",
             ["type", "description", "priority", "attempts", "payload fields"],
-            [(r["type"], r["description"], r["priority"], r["max_attempts"], ", ".join(r["fields"])) for r in rows],
+            [(r["job_type"], r["description"], r["priority"], r["max_attempts"], ", ".join(r["fields"])) for r in rows],
+            wrap=("description", "payload fields"),
         )
         return
     if once and loop:
         raise UserError("--once and --loop exclude each other")
-    if concurrency < 1:
-        raise UserError("--concurrency must be at least 1")
-    from holocron.jobs.queue import JobQueue
     from holocron.jobs.worker import Worker, WorkerOptions, default_worker_id
 
     job_types = _types(types)
@@ -127,7 +178,7 @@ def worker(
             start_metrics_server(metrics_port, holo.db)
         space_ids = [holo.space.embedding_space_id]
         if dry_run:
-            upcoming = JobQueue(holo.db).peek(types=job_types, spaces=space_ids, limit=20)
+            upcoming = holo.jobs.peek(types=job_types, spaces=space_ids, limit=20)
             if as_json:
                 print_json([job.to_json() for job in upcoming])
                 return
@@ -152,7 +203,8 @@ def worker(
         )
         report = Worker(holo, options).run()
     if as_json:
-        print_json(report.to_json())
+        # The report's own to_json deep-copies its lock (dataclasses.asdict) and fails: read the fields.
+        print_json({f.name: getattr(report, f.name) for f in fields(report) if not f.name.startswith("_")})
         return
     console.print(
         f"worker {report.worker_id}: {report.claimed} claimed, {report.succeeded} succeeded, "
@@ -184,23 +236,22 @@ def _jobs_table(title: str, jobs: list[Job]) -> None:
             )
             for j in jobs
         ],
+        wrap=("last error",),
     )
 
 
 @jobs_app.command("list")
 def list_jobs(
     ctx: typer.Context,
-    status: Annotated[list[str] | None, typer.Option("--status", help="Only these statuses.")] = None,
-    job_type: Annotated[list[str] | None, typer.Option("--type", help="Only these job types.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
-    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    status: JobStatusesOption = None,
+    job_type: JobTypesOption = None,
+    limit: LimitOption = 50,
+    offset: OffsetOption = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Jobs, newest first."""
-    from holocron.jobs.queue import JobQueue
-
     with open_holocron(ctx) as holo:
-        jobs = JobQueue(holo.db).list(statuses=_statuses(status), types=_types(job_type), limit=limit, offset=offset)
+        jobs = holo.jobs.list(statuses=_statuses(status), types=_types(job_type), limit=limit, offset=offset)
     if as_json:
         print_json([job.to_json() for job in jobs])
         return
@@ -210,42 +261,61 @@ def list_jobs(
 @jobs_app.command()
 def show(
     ctx: typer.Context,
-    job_id: Annotated[int, typer.Argument(help="Job id.")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    job_id: Annotated[int, typer.Argument(parser=whole_number(1), metavar="JOB_ID", help="The job's id.")],
+    as_json: JsonOption = False,
 ) -> None:
     """One job in full, with every run it had."""
-    from holocron.jobs.queue import JobQueue
-    from holocron.store.runs import list_runs
+    from holocron.api.models import RunOut
 
     with open_holocron(ctx) as holo:
-        job = JobQueue(holo.db).get(job_id)
+        job = holo.jobs.get(job_id)
         if job is None:
             raise UserError(f"no job {job_id}")
-        with holo.db.read() as tx:
-            runs = list_runs(tx, job_id=job_id, limit=1000)
+        runs = holo.runs(job_id=job_id, limit=1000).items
     if as_json:
-        print_json({**job.to_json(), "runs": runs})
+        print_json({**job.to_json(), "runs": [RunOut.from_row(run).model_dump(mode="json") for run in runs]})
         return
     data = job.to_json()
     rows = [
         (key, json.dumps(value, default=str) if isinstance(value, dict | list) else value)
         for key, value in data.items()
     ]
-    print_table(f"job {job_id}", ["field", "value"], rows)
+    print_table(f"job {job_id}", ["field", "value"], rows, wrap=("value",))
     if runs:
         _runs_table(f"runs of job {job_id}", runs)
 
 
 @jobs_app.command()
-def stats(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Jobs per type and status, what is ready now, and the queue's lag."""
+def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Jobs per type and status, and the queue's lag.
+
+    The JSON has the field names of the queue in /api/status: by_status, by_type, total, available and
+    oldest_available_age_s.
+    """
     from holocron.jobs.models import JobStatus
-    from holocron.jobs.queue import JobQueue
 
     with open_holocron(ctx) as holo:
-        result = JobQueue(holo.db).stats()
+        result = holo.jobs.stats()
     if as_json:
-        print_json(result.to_json())
+        statuses = [s.value for s in JobStatus]
+        by_status = result.totals()
+        print_json(
+            {
+                "by_status": by_status,
+                "by_type": {
+                    job_type: {s: result.counts[job_type].get(s, 0) for s in statuses}
+                    for job_type in JOB_TYPES
+                    if job_type in result.counts
+                },
+                "total": sum(by_status.values()),
+                "available": result.ready,
+                "oldest_available_age_s": (
+                    None if result.oldest_ready_seconds is None else round(result.oldest_ready_seconds, 1)
+                ),
+                "expired_leases": result.expired_leases,
+                "succeeded_last_hour": result.completed_last_hour,
+            }
+        )
         return
     statuses = [s.value for s in JobStatus]
     rows: list[list[Any]] = [
@@ -264,71 +334,119 @@ def stats(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
 @jobs_app.command()
 def retry(
     ctx: typer.Context,
-    job_ids: Annotated[list[int] | None, typer.Argument(help="Jobs to retry (DEADLETTER, FAILED, CANCELLED).")] = None,
+    job_ids: Annotated[
+        list[int] | None,
+        typer.Argument(
+            parser=whole_number(1), metavar="JOB_ID", help="Jobs to retry (each DEADLETTER, FAILED or CANCELLED)."
+        ),
+    ] = None,
     all_deadletter: Annotated[bool, typer.Option("--all-deadletter", help="Retry every dead-lettered job.")] = False,
-    job_type: Annotated[str | None, typer.Option("--type", help="With --all-deadletter: only this type.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    job_type: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            parser=one_of(JOB_TYPES),
+            metavar="TYPE",
+            help=f"With --all-deadletter: only this job type ({JOB_TYPE_LIST}).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Put jobs back in the queue with fresh attempts."""
-    from holocron.jobs.queue import JobQueue
+    """Put jobs back in the queue with fresh attempts.
 
+    Exits 1 when a named job does not exist or is in another state; the others are retried.
+    """
     if not job_ids and not all_deadletter:
         raise UserError("name job ids, or pass --all-deadletter")
     kinds = _types([job_type] if job_type else None)
     with open_holocron(ctx) as holo:
-        done = JobQueue(holo.db).retry(
-            job_ids or [], all_deadletter=all_deadletter, job_type=kinds[0] if kinds else None
-        )
-    if as_json:
-        print_json({"retried": done})
-        return
-    missing = sorted(set(job_ids or []) - set(done))
-    console.print(f"retried {len(done)} jobs" + (f": {', '.join(map(str, done))}" if done else ""))
-    if missing:
-        err_console.print(f"[yellow]not retried[/yellow] (unknown, or not DEADLETTER/FAILED/CANCELLED): {missing}")
+        queue = holo.jobs
+        done = queue.retry(job_ids or [], all_deadletter=all_deadletter, job_type=kinds[0] if kinds else None)
+        skipped = _skipped(queue, job_ids or [], done, "DEADLETTER, FAILED or CANCELLED")
+    _report_changes("retried", done, skipped, as_json)
 
 
 @jobs_app.command()
 def cancel(
     ctx: typer.Context,
-    job_ids: Annotated[list[int], typer.Argument(help="Jobs to cancel.")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    job_ids: Annotated[
+        list[int], typer.Argument(parser=whole_number(1), metavar="JOB_ID", help="Jobs to cancel (unfinished ones).")
+    ],
+    as_json: JsonOption = False,
 ) -> None:
-    """Cancel jobs; a running one stops at its worker's next heartbeat."""
-    from holocron.jobs.queue import JobQueue
+    """Cancel unfinished jobs.
 
+    A running job stops at its worker's next heartbeat. Exits 1 when a named job does not exist or has
+    finished; the others are cancelled.
+    """
     with open_holocron(ctx) as holo:
-        done = JobQueue(holo.db).cancel(job_ids)
+        queue = holo.jobs
+        done = queue.cancel(job_ids)
+        skipped = _skipped(queue, job_ids, done, "NEW, RUNNING or FAILED")
+    _report_changes("cancelled", done, skipped, as_json)
+
+
+def _skipped(queue: Any, asked: list[int], done: list[int], allowed: str) -> list[dict[str, Any]]:
+    """Why each asked-for job was left alone: it does not exist, or it is in a state the action does not take."""
+    out: list[dict[str, Any]] = []
+    for job_id in sorted(set(asked) - set(done)):
+        job = queue.get(job_id)
+        reason = "no such job" if job is None else f"it is {job.status.value}, not {allowed}"
+        out.append({"job_id": job_id, "reason": reason})
+    return out
+
+
+def _report_changes(verb: str, done: list[int], skipped: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        print_json({"cancelled": done})
-        return
-    console.print(f"cancelled {len(done)} jobs" + (f": {', '.join(map(str, done))}" if done else ""))
-    missing = sorted(set(job_ids) - set(done))
-    if missing:
-        err_console.print(f"[yellow]not cancelled[/yellow] (unknown, or already finished): {missing}")
+        print_json({"job_ids": done, "skipped": skipped})
+    else:
+        console.print(f"{verb} {len(done)} jobs" + (f": {', '.join(map(str, done))}" if done else ""))
+    if skipped:
+        reasons = "; ".join(f"job {s['job_id']}: {s['reason']}" for s in skipped)
+        raise UserError(f"not {verb}: {reasons}")
 
 
 @jobs_app.command()
 def enqueue(
     ctx: typer.Context,
     job_type: Annotated[
-        str, typer.Argument(help="CHUNK_SOURCE, EMBED_CHUNKS, REEMBED_SPACE, RETRIEVE_TEST or DRIFT_TEST.")
+        str, typer.Argument(parser=one_of(JOB_TYPES), metavar="TYPE", help=f"The job type: {JOB_TYPE_LIST}.")
     ],
-    payload: Annotated[str | None, typer.Option(help="The payload as JSON.")] = None,
-    payload_file: Annotated[Path | None, typer.Option(help="The payload in a JSON file.")] = None,
-    query: Annotated[list[str] | None, typer.Option("--query", help="A query (repeatable): RETRIEVE/DRIFT.")] = None,
-    queries_file: Annotated[Path | None, typer.Option(help="Queries, one per line: RETRIEVE/DRIFT.")] = None,
-    priority: Annotated[int | None, typer.Option(help="Higher runs first.")] = None,
-    dedupe_key: Annotated[str | None, typer.Option(help="Enqueue once per key while unfinished.")] = None,
-    max_attempts: Annotated[int | None, typer.Option(help="Attempts before DEADLETTER.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    payload: Annotated[
+        str | None, typer.Option(metavar="JSON", help="The payload as a JSON object (see worker --list-types).")
+    ] = None,
+    payload_file: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="The payload in a JSON file (--payload wins per field).")
+    ] = None,
+    query: Annotated[
+        list[str] | None,
+        typer.Option("--query", metavar="TEXT", help="A query (repeatable), for RETRIEVE_TEST and DRIFT_TEST."),
+    ] = None,
+    queries_file: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Queries, one per line, for RETRIEVE_TEST and DRIFT_TEST."),
+    ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option(parser=whole_number(-1000, 1000), metavar="N", help="Higher runs first (-1000 to 1000)."),
+    ] = None,
+    dedupe_key: Annotated[
+        str | None, typer.Option(metavar="KEY", help="Enqueue once per key while the job is unfinished.")
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(parser=whole_number(1, 100), metavar="N", help="Attempts before DEADLETTER (1 to 100)."),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Queue one job. The space field, when left out, is the configured model's space.
+    """Queue one job.
 
+    The payload's space field, when left out, is the configured model's space.
+
+    \b
     Example: holocron jobs enqueue DRIFT_TEST --queries-file queries.txt
     """
     from holocron.jobs.models import PAYLOADS, InvalidPayloadError, UnknownJobTypeError, parse_job_type
-    from holocron.jobs.queue import JobQueue
 
     try:
         kind = parse_job_type(job_type)
@@ -354,27 +472,28 @@ def enqueue(
         if space_field not in data:
             data[space_field] = holo.space.embedding_space_id
         try:
-            result = JobQueue(holo.db).enqueue(
-                kind, data, priority=priority, dedupe_key=dedupe_key, max_attempts=max_attempts
-            )
+            result = holo.jobs.enqueue(kind, data, priority=priority, dedupe_key=dedupe_key, max_attempts=max_attempts)
         except InvalidPayloadError as exc:
             raise UserError(str(exc)) from exc
     if as_json:
-        print_json({**result.job.to_json(), "created": result.created})
+        print_json({"job": result.job.to_json(), "created": result.created})
         return
     verb = "queued" if result.created else "already queued (dedupe key held)"
     console.print(f"{verb}: job [bold]{result.job.job_id}[/bold] {kind.value} ({result.job.status.value})")
 
 
 @jobs_app.command("enqueue-pending")
-def enqueue_pending(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Queue CHUNK_SOURCE for every source whose chunks are stale (safe to repeat: dedupe keys)."""
+def enqueue_pending(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Queue CHUNK_SOURCE jobs for every stale source.
+
+    Safe to repeat: a source already queued keeps its job (dedupe keys).
+    """
     with open_holocron(ctx) as holo:
         results = holo.enqueue_indexing()
     created = [r.job.job_id for r in results if r.created]
     existing = [r.job.job_id for r in results if not r.created]
     if as_json:
-        print_json({"created": created, "existing": existing})
+        print_json({"job_ids": created, "existing_job_ids": existing})
         return
     console.print(f"queued {len(created)} CHUNK_SOURCE jobs; {len(existing)} were already queued")
 
@@ -407,24 +526,27 @@ def _runs_table(title: str, runs: list[dict[str, Any]]) -> None:
             )
             for r in runs
         ],
+        wrap=("error",),
     )
 
 
 @runs_app.command("list")
 def list_runs_cmd(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
-    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
-    job: Annotated[int | None, typer.Option("--job", help="Only the runs of this job.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    limit: LimitOption = 50,
+    offset: OffsetOption = 0,
+    job: Annotated[
+        int | None, typer.Option("--job", parser=whole_number(1), metavar="JOB_ID", help="Only the runs of this job.")
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Runs, newest first."""
-    from holocron.store.runs import list_runs
+    from holocron.api.models import RunOut
 
-    with open_holocron(ctx) as holo, holo.db.read() as tx:
-        runs = list_runs(tx, limit=limit, offset=offset, job_id=job)
+    with open_holocron(ctx) as holo:
+        runs = holo.runs(job_id=job, limit=limit, offset=offset).items
     if as_json:
-        print_json(runs)
+        print_json([RunOut.from_row(run).model_dump(mode="json") for run in runs])
         return
     _runs_table("runs", runs)
 
@@ -432,28 +554,25 @@ def list_runs_cmd(
 @runs_app.command("show")
 def show_run(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")],
+    as_json: JsonOption = False,
 ) -> None:
     """One run: model, options, metrics, error and artifacts (with their sha256)."""
-    from holocron.store.runs import get_run, run_artifacts
+    from holocron.api.models import RunOut
 
-    with open_holocron(ctx) as holo, holo.db.read() as tx:
-        run = get_run(tx, run_id)
-        artifacts = run_artifacts(tx, run_id) if run else []
+    with open_holocron(ctx) as holo:
+        run = holo.run(run_id)
     if run is None:
         raise UserError(f"no run {run_id}")
+    artifacts: list[dict[str, Any]] = run.get("artifacts") or []
     if as_json:
-        print_json({**run, "artifacts": artifacts})
+        print_json(RunOut.from_row(run, artifacts).model_dump(mode="json"))
         return
-    rows = [
-        (key, json.dumps(value, default=str, sort_keys=True) if isinstance(value, dict | list) else value)
-        for key, value in run.items()
-        if key not in ("options_json", "metrics_json")
-    ]
-    print_table(f"run {run_id}", ["field", "value"], rows)
-    for title, key in (("options", "options_json"), ("metrics", "metrics_json")):
-        values = run.get(key) or {}
+    data = RunOut.from_row(run).model_dump(mode="json", exclude={"artifacts"})
+    rows = [(key, value) for key, value in data.items() if key not in ("options", "metrics")]
+    print_table(f"run {run_id}", ["field", "value"], rows, wrap=("value",))
+    for title in ("options", "metrics"):
+        values = data[title]
         if values:
             print_table(
                 title,
@@ -462,10 +581,12 @@ def show_run(
                     (k, json.dumps(v, default=str) if isinstance(v, dict | list) else v)
                     for k, v in sorted(values.items())
                 ],
+                wrap=("value",),
             )
     if artifacts:
         print_table(
             "artifacts",
             ["type", "bytes", "sha256", "uri"],
             [(a["artifact_type"], a["byte_count"], a["content_sha256"], a["uri"]) for a in artifacts],
+            wrap=("uri",),
         )

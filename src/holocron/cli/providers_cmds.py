@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from pathlib import Path
@@ -11,17 +10,23 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from holocron.cli.common import UserError, console, err_console, print_json, print_table, state
+from holocron.cli.common import (
+    UserError,
+    console,
+    err_console,
+    one_of,
+    positive_number,
+    print_json,
+    print_table,
+    print_warning,
+    spoken,
+    state,
+    whole_number,
+)
+from holocron.cli.options import PROVIDERS, JsonOption, ModelOption, OllamaUrlOption, OpenAIUrlOption, ProviderOption
 from holocron.config import DEFAULT_LOCAL_MODEL, Settings
 from holocron.embedding.base import EmbeddingError, EmbeddingProvider, ModelIdentity, Purpose
-
-ProviderOpt = Annotated[str | None, typer.Option("--embed-provider", help="local, ollama or openai.")]
-ModelOpt = Annotated[str | None, typer.Option("--embed-model", help="Embedding model name.")]
-OllamaUrlOpt = Annotated[str | None, typer.Option("--ollama-url", help="Ollama base URL.")]
-OpenAIUrlOpt = Annotated[str | None, typer.Option("--openai-url", help="OpenAI-compatible base URL (with /v1).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-PROVIDERS = ("local", "ollama", "openai")
+from holocron.net import is_loopback
 
 
 def register(app: typer.Typer, spaces_app: typer.Typer) -> None:
@@ -60,14 +65,25 @@ def _short(digest: str) -> str:
 def models(
     ctx: typer.Context,
     provider: Annotated[
-        list[str] | None, typer.Option("--provider", help="Only these providers (repeatable): local, ollama, openai.")
+        list[str] | None,
+        typer.Option(
+            "--provider",
+            parser=one_of(PROVIDERS),
+            metavar="PROVIDER",
+            help=f"Only these providers (repeatable): {spoken(PROVIDERS)} (default: all three).",
+        ),
     ] = None,
-    ollama_url: OllamaUrlOpt = None,
-    openai_url: OpenAIUrlOpt = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each server.")] = 5.0,
-    as_json: JsonOpt = False,
+    ollama_url: OllamaUrlOption = None,
+    openai_url: OpenAIUrlOption = None,
+    timeout: Annotated[
+        float, typer.Option(parser=positive_number, metavar="SECONDS", help="How long to wait for each server.")
+    ] = 5.0,
+    as_json: JsonOption = False,
 ) -> None:
-    """What each configured provider serves: the local model folder, the Ollama server, the OpenAI-compatible one."""
+    """What each embedding provider serves.
+
+    The local model folder, the Ollama server and the OpenAI-compatible server; * marks the configured model.
+    """
     settings = _settings(ctx, ollama_url=ollama_url, openai_url=openai_url)
     wanted = provider or list(PROVIDERS)
     unknown = [p for p in wanted if p not in PROVIDERS]
@@ -94,6 +110,7 @@ def models(
             )
             for row in rows
         ],
+        wrap=("endpoint", "details", "status"),
     )
     console.print("[dim]* the configured provider and model[/dim]")
 
@@ -197,19 +214,35 @@ def _ollama_details(entry: dict[str, Any]) -> str:
 
 def serve_embeddings(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 11435,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(parser=whole_number(1, 65535), metavar="PORT", help="Port to listen on.")
+    ] = 11435,
     model_path: Annotated[
-        Path | None, typer.Option(help="A sentence-transformers folder (default: the bundled model).")
+        Path | None,
+        typer.Option(
+            envvar="HOLOCRON_LOCAL_MODEL_PATH",
+            metavar="DIR",
+            help="A sentence-transformers folder (default: the bundled model).",
+        ),
     ] = None,
-    model_name: Annotated[str | None, typer.Option(help="Name the model is served under.")] = None,
+    model_name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Name the model is served under (default: its own).")
+    ] = None,
     api_key_env: Annotated[
-        str | None, typer.Option(help="Require 'Authorization: Bearer <key>' with the key from this variable.")
+        str | None,
+        typer.Option(
+            metavar="VARIABLE",
+            help="Require the header 'Authorization: Bearer KEY', KEY being the value of this environment variable.",
+        ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Inputs per forward pass.")] = 64,
+    batch_size: Annotated[int, typer.Option(parser=whole_number(1), metavar="N", help="Inputs per forward pass.")] = 64,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
-    """Serve the local model over Ollama's /api/embed and OpenAI's /v1/embeddings, for workers without it."""
+    """Serve the local model to workers over HTTP.
+
+    Ollama's /api/embed and OpenAI's /v1/embeddings, for workers that do not have the model themselves.
+    """
     import uvicorn
 
     from holocron.embedding.local import LocalProvider
@@ -224,10 +257,8 @@ def serve_embeddings(
         api_key = os.environ.get(api_key_env)
         if not api_key:
             raise UserError(f"--api-key-env {api_key_env}: the variable is not set")
-    if not _is_loopback(host) and not api_key:
-        err_console.print(
-            f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can reach it can use it"
-        )
+    if not is_loopback(host) and not api_key:
+        print_warning(f"listening on {host} without an API key: anyone who can reach it can use it")
     provider = LocalProvider(model_name or _local_model_name(settings), path, batch_size=batch_size)
     app = create_app(provider, model_name=model_name, api_key=api_key, batch_size=batch_size)
     served = app.state.served
@@ -236,15 +267,6 @@ def serve_embeddings(
         f"Ollama API at /api, OpenAI API at /v1"
     )
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, timeout_keep_alive=75)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # -- holocron spaces create / probe --------------------------------------------------------------
@@ -259,20 +281,24 @@ def _identity_or_fail(provider: EmbeddingProvider) -> ModelIdentity:
 
 def create_space(
     ctx: typer.Context,
-    embed_provider: ProviderOpt = None,
-    embed_model: ModelOpt = None,
-    ollama_url: OllamaUrlOpt = None,
-    openai_url: OpenAIUrlOpt = None,
-    as_json: JsonOpt = False,
+    embed_provider: ProviderOption = None,
+    embed_model: ModelOption = None,
+    ollama_url: OllamaUrlOption = None,
+    openai_url: OpenAIUrlOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Create the space of the configured model as it is now (a new digest makes a new space)."""
+    """Create the space of the configured model as it is now.
+
+    A new digest of the same model makes a new space: vectors of two digests are never mixed.
+    """
     from holocron.service import Holocron
-    from holocron.store.spaces import get_or_create_space, other_spaces_of_model
+    from holocron.store.spaces import other_spaces_of_model
 
     settings = _settings(ctx, embed_provider, embed_model, ollama_url, openai_url)
     with Holocron(settings) as holo:
         identity = _identity_or_fail(holo.provider)
-        space, created = get_or_create_space(holo.db, identity)
+        space, created = holo.space_of(identity, create=True)
+        assert space is not None
         with holo.db.read() as tx:
             others = other_spaces_of_model(tx, identity)
     changed = _change_message(identity, others) if created and others else None
@@ -304,14 +330,19 @@ def _change_message(identity: ModelIdentity, others: list[Any]) -> str:
 
 def probe(
     ctx: typer.Context,
-    text: Annotated[str, typer.Option(help="The test text.")] = "Holocron probe: what is the capital of New Zealand?",
-    embed_provider: ProviderOpt = None,
-    embed_model: ModelOpt = None,
-    ollama_url: OllamaUrlOpt = None,
-    openai_url: OpenAIUrlOpt = None,
-    as_json: JsonOpt = False,
+    text: Annotated[
+        str, typer.Option(metavar="TEXT", help="The test text.")
+    ] = "Holocron probe: what is the capital of New Zealand?",
+    embed_provider: ProviderOption = None,
+    embed_model: ModelOption = None,
+    ollama_url: OllamaUrlOption = None,
+    openai_url: OpenAIUrlOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Embed a test text with the configured provider: dimensions, norm, latency, digest, and its space."""
+    """Embed a test text with the configured provider.
+
+    Reports the dimensions, norm, latency, digest and the model's space (if it exists yet).
+    """
     from holocron.embedding.registry import build_provider
     from holocron.embedding.validation import validate_vectors
 
@@ -363,13 +394,12 @@ def probe(
         print_json(report)
         return
     shown = {**report, "space": space or "none yet: `holocron spaces create` (or `holocron index`) makes it"}
-    print_table(f"probe of {identity.model_name}", ["field", "value"], shown.items())
+    print_table(f"probe of {identity.model_name}", ["field", "value"], shown.items(), wrap=("value",))
 
 
 def _existing_space(ctx: typer.Context, identity: ModelIdentity) -> str | None:
     from holocron.service import Holocron
-    from holocron.store.spaces import find_space
 
-    with Holocron(state(ctx).settings()) as holo, holo.db.read() as tx:
-        found = find_space(tx, identity)
+    with Holocron(state(ctx).settings()) as holo:
+        found, _ = holo.space_of(identity)
     return found.name if found else None

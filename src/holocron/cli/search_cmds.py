@@ -10,8 +10,22 @@ from typing import Annotated, Any
 
 import typer
 
-from holocron.cli.common import UserError, console, err_console, open_holocron, print_json, print_table, state
+from holocron.cli.common import (
+    UserError,
+    console,
+    err_console,
+    one_of,
+    open_holocron,
+    print_json,
+    print_table,
+    spoken,
+    state,
+    whole_number,
+)
+from holocron.cli.options import JsonOption
 from holocron.cli.progress import track
+from holocron.extract import SOURCE_TYPES
+from holocron.retrieval.config import MODES
 
 
 def register(app: typer.Typer) -> None:
@@ -22,20 +36,44 @@ def register(app: typer.Typer) -> None:
 
 
 ModeOption = Annotated[
-    str | None, typer.Option("--mode", help="vector, keyword or hybrid (default: the configured mode).")
+    str | None,
+    typer.Option(
+        "--mode",
+        envvar="HOLOCRON_SEARCH_MODE",
+        parser=one_of(MODES),
+        metavar="MODE",
+        help=f"{spoken(MODES).capitalize()} (default: hybrid).",
+    ),
 ]
 SourceTypeOption = Annotated[
-    list[str] | None, typer.Option("--source-type", help="Only these source types (repeatable).")
+    list[str] | None,
+    typer.Option(
+        "--source-type",
+        parser=one_of(SOURCE_TYPES),
+        metavar="TYPE",
+        help=f"Only these source types (repeatable): {spoken(SOURCE_TYPES)}.",
+    ),
 ]
 SourceSystemOption = Annotated[
-    list[str] | None, typer.Option("--source-system", help="Only these source systems (repeatable).")
+    list[str] | None,
+    typer.Option("--source-system", metavar="SYSTEM", help="Only these source systems (repeatable)."),
 ]
-TagOption = Annotated[list[str] | None, typer.Option("--tag", help="Sources with any of these tags (repeatable).")]
-SinceOption = Annotated[str | None, typer.Option("--since", help="Sources dated on or after (ISO date or time, UTC).")]
-UntilOption = Annotated[str | None, typer.Option("--until", help="Sources dated before (ISO date or time, UTC).")]
-SourceIdOption = Annotated[list[str] | None, typer.Option("--source-id", help="Only these sources (repeatable).")]
+TagOption = Annotated[
+    list[str] | None, typer.Option("--tag", metavar="TAG", help="Sources with any of these tags (repeatable).")
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", metavar="DATE", help="Sources dated on or after this ISO date or time (UTC)."),
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", metavar="DATE", help="Sources dated before this ISO date or time (UTC).")
+]
+SourceIdOption = Annotated[
+    list[str] | None, typer.Option("--source-id", metavar="SOURCE_ID", help="Only these sources (repeatable).")
+]
 MaxPerSourceOption = Annotated[
-    int | None, typer.Option("--max-per-source", min=1, help="At most this many hits from one source.")
+    int | None,
+    typer.Option("--max-per-source", parser=whole_number(1), metavar="N", help="At most N hits from one source."),
 ]
 
 
@@ -69,18 +107,12 @@ def _filters(
     )
 
 
-def _mode(mode: str | None) -> str | None:
-    from holocron.retrieval.config import MODES
-
-    if mode is not None and mode not in MODES:
-        raise UserError(f"--mode is one of {', '.join(MODES)}")
-    return mode
-
-
 def search(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("-k", "--top-k", min=1, max=1000, help="How many hits.")] = 10,
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="What to look for.")],
+    k: Annotated[
+        int, typer.Option("-k", "--top-k", parser=whole_number(1, 1000), metavar="K", help="How many hits (1 to 1000).")
+    ] = 10,
     mode: ModeOption = None,
     source_type: SourceTypeOption = None,
     source_system: SourceSystemOption = None,
@@ -89,38 +121,21 @@ def search(
     until: UntilOption = None,
     source_id: SourceIdOption = None,
     max_per_source: MaxPerSourceOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Hits as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the hits as JSON (what POST /api/search returns).")
+    ] = False,
 ) -> None:
-    """Search the current embedding space; the query, its filters and hits are logged."""
+    """Search the current embedding space.
+
+    The query, its filters and its hits are recorded in the query log.
+    """
     filters = _filters(source_type, source_system, tag, since, until, source_id)
     with open_holocron(ctx) as holo:
-        result = holo.search(query, k, mode=_mode(mode), filters=filters, max_per_source=max_per_source)
+        result = holo.search(query, k, mode=mode, filters=filters, max_per_source=max_per_source)
     if as_json:
-        print_json(
-            {
-                "retrieval_id": result.retrieval_id,
-                "space": result.space.name,
-                "mode": result.mode,
-                "filters": result.filters.to_json(),
-                "latency_ms": round(result.latency_ms, 2),
-                "hits": [
-                    {
-                        "rank": h.rank,
-                        "score": round(h.score, 6),
-                        "evidence_id": h.evidence_id,
-                        "chunk_id": h.chunk_id,
-                        "source_id": h.source_id,
-                        "title": h.title,
-                        "start": h.start_offset,
-                        "end": h.end_offset,
-                        "vector_rank": h.vector_rank,
-                        "keyword_rank": h.keyword_rank,
-                        "text": h.text,
-                    }
-                    for h in result.hits
-                ],
-            }
-        )
+        from holocron.api.models import SearchResponse
+
+        print_json(SearchResponse.from_result(result).model_dump(mode="json"))
         return
     if not result.hits:
         console.print("no hits (is anything indexed? run `holocron index`; are the filters too narrow?)")
@@ -129,13 +144,23 @@ def search(
         f"{query!r} in {result.space.name}, {result.mode} ({result.latency_ms:.0f} ms)",
         ["rank", "score", "title", "snippet"],
         [(h.rank, f"{h.score:.3f}", h.title or h.source_id, h.snippet(160)) for h in result.hits],
+        wrap=("title", "snippet"),
     )
 
 
 def evidence(
     ctx: typer.Context,
-    question: Annotated[str, typer.Argument(help="The question the LLM will answer.")],
-    k: Annotated[int | None, typer.Option("-k", "--top-k", min=1, max=1000, help="Hits to consider.")] = None,
+    question: Annotated[str, typer.Argument(metavar="QUESTION", help="The question the LLM will answer.")],
+    k: Annotated[
+        int | None,
+        typer.Option(
+            "-k",
+            "--top-k",
+            parser=whole_number(1, 1000),
+            metavar="K",
+            help="Hits to consider, 1 to 1000 (default: --max-items).",
+        ),
+    ] = None,
     mode: ModeOption = None,
     source_type: SourceTypeOption = None,
     source_system: SourceSystemOption = None,
@@ -144,25 +169,54 @@ def evidence(
     until: UntilOption = None,
     source_id: SourceIdOption = None,
     max_per_source: MaxPerSourceOption = None,
-    max_items: Annotated[int | None, typer.Option(min=1, help="Most items in the bundle.")] = None,
-    max_total_bytes: Annotated[int | None, typer.Option(min=1, help="Most UTF-8 bytes of text in all.")] = None,
-    max_item_bytes: Annotated[int | None, typer.Option(min=1, help="Most UTF-8 bytes of one item.")] = None,
-    as_text: Annotated[bool, typer.Option("--text", help="Prompt text instead of the JSON document.")] = False,
+    max_items: Annotated[
+        int | None,
+        typer.Option(
+            envvar="HOLOCRON_EVIDENCE_MAX_ITEMS",
+            parser=whole_number(1),
+            metavar="N",
+            help="Most items in the bundle (default: 8).",
+        ),
+    ] = None,
+    max_total_bytes: Annotated[
+        int | None,
+        typer.Option(
+            envvar="HOLOCRON_EVIDENCE_MAX_TOTAL_BYTES",
+            parser=whole_number(1),
+            metavar="BYTES",
+            help="Most UTF-8 bytes of text in all (default: 12000).",
+        ),
+    ] = None,
+    max_item_bytes: Annotated[
+        int | None,
+        typer.Option(
+            envvar="HOLOCRON_EVIDENCE_MAX_ITEM_BYTES",
+            parser=whole_number(1),
+            metavar="BYTES",
+            help="Most UTF-8 bytes of one item (default: 2000).",
+        ),
+    ] = None,
+    as_text: Annotated[bool, typer.Option("--text", help="Print the prompt text instead of the JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the bundle as JSON, what POST /api/evidence returns (the default).")
+    ] = False,
 ) -> None:
-    """Build, store and print the bounded evidence bundle for a question, as the LLM would see it."""
+    """Build and print the evidence bundle for a question.
+
+    The bundle is bounded (items, bytes), stored, and is what the LLM would see: JSON or, with --text, the
+    prompt text.
+    """
     from holocron.evidence import BoundingPolicy, render_text
+
+    if as_text and as_json:
+        raise UserError("--text and --json exclude each other")
 
     filters = _filters(source_type, source_system, tag, since, until, source_id)
     with open_holocron(ctx) as holo:
-        s = holo.settings
-        policy = BoundingPolicy(
-            max_items=max_items or s.evidence_max_items,
-            max_total_bytes=max_total_bytes or s.evidence_max_total_bytes,
-            max_item_bytes=max_item_bytes or s.evidence_max_item_bytes,
+        policy = BoundingPolicy.from_settings(
+            holo.settings, max_items=max_items, max_total_bytes=max_total_bytes, max_item_bytes=max_item_bytes
         )
-        bundle = holo.evidence(
-            question, k=k, mode=_mode(mode), filters=filters, max_per_source=max_per_source, policy=policy
-        )
+        bundle = holo.evidence(question, k=k, mode=mode, filters=filters, max_per_source=max_per_source, policy=policy)
     if as_text:
         typer.echo(render_text(bundle))
         return
@@ -171,23 +225,41 @@ def evidence(
 
 def eval_command(
     ctx: typer.Context,
-    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl.", exists=True, dir_okay=False)],
-    queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl.", exists=True, dir_okay=False)],
-    qrels: Annotated[Path, typer.Option(help="BEIR qrels TSV (query-id, corpus-id, score).", exists=True)],
+    corpus: Annotated[Path, typer.Option(metavar="FILE", help="The BEIR corpus.jsonl.", exists=True, dir_okay=False)],
+    queries: Annotated[Path, typer.Option(metavar="FILE", help="The BEIR queries.jsonl.", exists=True, dir_okay=False)],
+    qrels: Annotated[
+        Path,
+        typer.Option(
+            metavar="FILE", help="The BEIR qrels TSV (query-id, corpus-id, score), or its folder.", exists=True
+        ),
+    ],
     folder: Annotated[
         Path | None,
-        typer.Option("--folder", help="Store for the eval (kept; a rerun reuses its embeddings). Default: temp."),
+        typer.Option(
+            "--folder",
+            metavar="DIR",
+            help="Store for the eval, kept: a rerun reuses its embeddings (default: a temporary folder).",
+        ),
     ] = None,
-    mode: Annotated[list[str] | None, typer.Option("--mode", help="Modes to score (default all three).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Results as JSON.")] = False,
+    mode: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mode",
+            parser=one_of(MODES),
+            metavar="MODE",
+            help=f"Modes to score, repeatable: {spoken(MODES)} (default: all three).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Index a BEIR corpus into its own store and report nDCG@10, recall@10/100 and MRR@10 per mode."""
+    """Score retrieval on a BEIR corpus (nDCG, recall, MRR).
+
+    Reports nDCG@10, recall@10, recall@100 and MRR@10 per mode. The corpus is indexed into a store of its
+    own, then every query is run in each mode.
+    """
     from holocron.eval.runner import EvalProgress, run_eval
-    from holocron.retrieval.config import MODES
 
     modes = mode or list(MODES)
-    for name in modes:
-        _mode(name)
     if qrels.is_dir():
         candidates = sorted(qrels.glob("*.tsv"))
         if len(candidates) != 1:
@@ -242,13 +314,13 @@ def eval_command(
     console.print(f"indexing {report.index_seconds:.1f} s; total {seconds:.1f} s; fusion {report.settings}")
 
 
-def index_rebuild(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
-) -> None:
-    """Rebuild the current space's vector index from the embedding table (and save it beside the database)."""
+def index_rebuild(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Rebuild the current space's vector index.
+
+    The index is rebuilt from the embedding table and saved beside the database (SQLite).
+    """
     with open_holocron(ctx) as holo:
-        report = holo.searcher.index.rebuild(reason="holocron index-rebuild")
+        report = holo.rebuild_index(reason="holocron index rebuild")
         space = holo.space.name
     if as_json:
         print_json({"space": space, **report.to_json()})

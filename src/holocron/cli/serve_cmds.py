@@ -6,7 +6,16 @@ from typing import Annotated, Any
 
 import typer
 
-from holocron.cli.common import UserError, console, err_console, open_holocron, print_json, print_table, state
+from holocron.cli.common import (
+    UserError,
+    console,
+    err_console,
+    open_holocron,
+    print_json,
+    print_table,
+    state,
+    whole_number,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -16,10 +25,30 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option("--host", help="Bind address (default api_host, 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port (default api_port).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            envvar="HOLOCRON_API_HOST",
+            metavar="ADDRESS",
+            help="Address to listen on (default: 127.0.0.1). Beyond loopback HOLOCRON_API_TOKEN must be set.",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            envvar="HOLOCRON_API_PORT",
+            parser=whole_number(1, 65535),
+            metavar="PORT",
+            help="Port to listen on (default: 8765).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API, the dashboard and /metrics. Beyond loopback, HOLOCRON_API_TOKEN is required."""
+    """Serve the HTTP API, the dashboard and /metrics.
+
+    Beyond loopback every request needs the bearer token in HOLOCRON_API_TOKEN.
+    """
     import uvicorn
 
     from holocron.api.app import create_app
@@ -38,13 +67,16 @@ def serve(
 
 def status(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="The overview as JSON (what /api/status returns).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the overview as JSON (what GET /api/status returns).")
+    ] = False,
 ) -> None:
-    """Queue, recent runs, dead letters, spaces with coverage and sources: what the dashboard shows."""
-    from holocron.observability.overview import compute_overview
+    """The dashboard's overview in the terminal.
 
+    Queue by status and type, recent runs, dead letters, embedding spaces with their coverage, and sources.
+    """
     with open_holocron(ctx) as holo:
-        overview = compute_overview(holo.db)
+        overview = holo.overview()
     if as_json:
         print_json(overview)
         return
@@ -71,7 +103,7 @@ def show(o: dict[str, Any]) -> None:
     print_table(
         None,
         ["type", *statuses],
-        [["all", *q["by_status"].values()]] + [[t, *(c[s] for s in statuses)] for t, c in q["by_type"].items()],
+        [[t, *(c[s] for s in statuses)] for t, c in q["by_type"].items()] + [["total", *q["by_status"].values()]],
     )
     buckets = o["throughput"]["buckets"]
     recent = buckets[-1] if buckets else None
@@ -92,6 +124,7 @@ def show(o: dict[str, Any]) -> None:
                     [j["job_id"], j["job_type"], f"{j['attempts']}/{j['max_attempts']}", j["reason"]]
                     for j in block["items"]
                 ],
+                wrap=("reason",),
             )
     if o["runs"]:
         print_table(
@@ -109,6 +142,7 @@ def show(o: dict[str, Any]) -> None:
                 ]
                 for r in o["runs"]
             ],
+            wrap=("error",),
         )
     print_table(
         "Embedding spaces",

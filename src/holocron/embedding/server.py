@@ -38,7 +38,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from holocron import __version__
+from holocron._version import __version__
 from holocron.embedding.catalog import parse_model_ref
 from holocron.embedding.local import LocalProvider
 from holocron.vectors import Matrix, l2_normalize

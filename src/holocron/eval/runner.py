@@ -16,8 +16,8 @@ from holocron.config import Settings
 from holocron.embedding.base import EmbeddingProvider
 from holocron.eval.beir import corpus_records, doc_id_of_source, read_corpus, read_qrels, read_queries
 from holocron.eval.metrics import mean_metrics, query_metrics
-from holocron.retrieval.config import MODES
-from holocron.store.sources import RawRecord, register_records
+from holocron.retrieval.config import MODES, RetrievalConfig
+from holocron.store.sources import RawRecord
 
 Progress = Callable[[int], None]
 DOCS_PER_QUERY = 100
@@ -116,12 +116,12 @@ def run_eval(
             batch.append(record)
             report.documents += 1
             if len(batch) >= REGISTER_BATCH:
-                register_records(holo.db, batch)
+                holo.register_records(batch)
                 if hooks.on_register:
                     hooks.on_register(len(batch))
                 batch = []
         if batch:
-            register_records(holo.db, batch)
+            holo.register_records(batch)
             if hooks.on_register:
                 hooks.on_register(len(batch))
         indexed = holo.index(
@@ -132,13 +132,13 @@ def run_eval(
         report.index_seconds = time.perf_counter() - started
         report.space = holo.space.name
         report.policy = indexed.policy.version
-        report.chunks = holo.searcher.index.sync().size
-        cfg = holo.searcher.config
+        report.chunks = holo.sync_index().size
+        cfg = RetrievalConfig.from_settings(holo.settings)
         report.settings = {
             "rrf_k": cfg.rrf_k,
             "weights": {"vector": cfg.vector_weight, "keyword": cfg.keyword_weight},
             "candidates": cfg.candidates,
-            "index": holo.searcher.index.status().get("kind"),
+            "index": holo.index_status().get("kind"),
         }
         if hooks.on_query_total:
             hooks.on_query_total(len(judged) * len(modes))

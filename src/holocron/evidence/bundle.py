@@ -104,6 +104,44 @@ class EvidenceBundle:
             "cut": [c.to_json() for c in self.cut],
         }
 
+    def to_rows(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The bundle as ``llm.evidence_bundle`` and ``llm.evidence_item`` column values."""
+        bundle = {
+            "bundle_id": self.bundle_id,
+            "bundle_type": self.bundle_type,
+            "query_text": self.query,
+            "retrieval_id": self.retrieval_id or None,
+            "policy_json": self.policy.to_json(),
+            "stats_json": self.stats(),
+        }
+        items = [
+            {
+                "bundle_id": self.bundle_id,
+                "sequence": item.sequence,
+                "evidence_id": item.evidence_id,
+                "content_type": "text/plain",
+                "content_text": item.text,
+                "content_ref_json": {
+                    "chunk_id": item.chunk_id,
+                    "source_id": item.source_id,
+                    "source_ref": item.source_ref,
+                    "start_offset": item.start_offset,
+                    "end_offset": item.end_offset,
+                },
+                "metadata_json": {
+                    "title": item.title,
+                    "source_type": item.source_type,
+                    "source_system": item.source_system,
+                    "rank": item.rank,
+                    "score": item.score,
+                    "original_bytes": item.original_bytes,
+                    "truncated": item.truncated,
+                },
+            }
+            for item in self.items
+        ]
+        return bundle, items
+
     def to_json(self) -> dict[str, Any]:
         """The document the LLM is given: question, policy, items in order, and what was cut."""
         return {

@@ -7,7 +7,10 @@ boundary: a cut text is always a prefix of the original string, never half of a 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from holocron.config import Settings
 
 # Below this many bytes, a cut item would be a fragment: it is dropped instead.
 MIN_ITEM_BYTES = 64
@@ -22,6 +25,22 @@ class BoundingPolicy:
     def __post_init__(self) -> None:
         if self.max_items < 1 or self.max_total_bytes < 1 or self.max_item_bytes < 1:
             raise ValueError("evidence limits must be positive")
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        max_items: int | None = None,
+        max_total_bytes: int | None = None,
+        max_item_bytes: int | None = None,
+    ) -> BoundingPolicy:
+        """The configured limits, each replaced by a caller's value when one is given (CLI flag, API field)."""
+        return cls(
+            max_items=max_items or settings.evidence_max_items,
+            max_total_bytes=max_total_bytes or settings.evidence_max_total_bytes,
+            max_item_bytes=max_item_bytes or settings.evidence_max_item_bytes,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

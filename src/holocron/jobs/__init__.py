@@ -11,6 +11,7 @@ Public surface::
 See ``docs/jobs.md``.
 """
 
+from holocron.jobs.handlers import default_registry
 from holocron.jobs.models import (
     PAYLOADS,
     ChunkSourcePayload,
@@ -28,7 +29,7 @@ from holocron.jobs.models import (
     UnknownJobTypeError,
 )
 from holocron.jobs.queue import Enqueued, FailOutcome, JobQueue, NewJob, QueueStats, Reclaimed, validate_payload
-from holocron.jobs.registry import Handler, JobContext, JobInterruptedError, JobRegistry, JobSpec, default_registry
+from holocron.jobs.registry import Handler, JobContext, JobInterruptedError, JobRegistry, JobSpec, Runtime
 from holocron.jobs.worker import Worker, WorkerOptions, WorkerReport, default_worker_id, run_worker
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "Reclaimed",
     "ReembedSpacePayload",
     "RetrieveTestPayload",
+    "Runtime",
     "UnknownJobTypeError",
     "Worker",
     "WorkerOptions",

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from holocron.vectors import top_k as _top_k
+
 FloatMatrix = npt.NDArray[np.floating[Any]]
 
 
@@ -73,13 +75,7 @@ def top_k(queries: npt.ArrayLike, documents: npt.ArrayLike, k: int) -> list[list
     d = np.asarray(documents, dtype=np.float64)
     if d.shape[0] == 0 or k <= 0:
         return [[] for _ in range(q.shape[0])]
-    scores = q @ d.T
-    k = min(k, d.shape[0])
-    rankings = []
-    for row in scores:
-        order = np.lexsort((np.arange(len(row)), -row))[:k]
-        rankings.append([int(i) for i in order])
-    return rankings
+    return [[int(i) for i in _top_k(row, k)] for row in q @ d.T]
 
 
 def jaccard(a: Sequence[Any], b: Sequence[Any]) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from holocron.hashing import sha256_text
 from holocron.indexer import chunk_sources, embed_chunks
 from holocron.jobs import drift
 from holocron.jobs.models import (
+    PAYLOADS,
     ChunkSourcePayload,
     DriftTestPayload,
     EmbedChunksPayload,
@@ -30,12 +32,12 @@ from holocron.jobs.models import (
     RetrieveTestPayload,
 )
 from holocron.jobs.queue import Enqueued, JobQueue, NewJob
-from holocron.jobs.registry import JobContext
+from holocron.jobs.registry import Handler, JobContext, JobRegistry, JobSpec
 from holocron.retrieval.search import Searcher
 from holocron.store.database import Database, Tx
 from holocron.store.embeddings import count_current_embeddings
 from holocron.store.spaces import EmbeddingSpace, SpaceMismatchError
-from holocron.vectors import Matrix, l2_normalize
+from holocron.vectors import Matrix
 
 CHUNK_JOB_SOURCES = 50
 """Sources per CHUNK_SOURCE job: big enough that the per-job cost vanishes, small enough to spread."""
@@ -554,7 +556,7 @@ def _embed_now(ctx: JobContext, provider: EmbeddingProvider, space: EmbeddingSpa
         chunk = texts[start : start + batch]
         raw = provider.embed(chunk, Purpose.DOCUMENT)
         vectors = validate_vectors(raw, expected=len(chunk), dimensions=space.dimensions)
-        parts.append(l2_normalize(vectors) if space.normalize_flag or space.distance_metric == "cosine" else vectors)
+        parts.append(space.prepare(vectors))
         ctx.report_progress(chunks=len(texts), embedded=start + len(chunk))
     return np.vstack(parts) if parts else np.zeros((0, space.dimensions), dtype=np.float32)
 
@@ -564,7 +566,7 @@ def _query_vectors(ctx: JobContext, space: EmbeddingSpace, queries: Sequence[str
     recent logged retrieval of the same text in that space (how an old, replaced model is still compared)."""
     if ctx.serves(space):
         raw = ctx.holo.provider.embed(list(queries), Purpose.QUERY)
-        vectors = l2_normalize(validate_vectors(raw, expected=len(queries), dimensions=space.dimensions))
+        vectors = space.prepare(validate_vectors(raw, expected=len(queries), dimensions=space.dimensions))
         return {q: vectors[i] for i, q in enumerate(queries)}
     found: dict[str, Matrix] = {}
     with ctx.holo.db.read() as tx:
@@ -579,5 +581,18 @@ def _query_vectors(ctx: JobContext, space: EmbeddingSpace, queries: Sequence[str
             .order_by(r.c.created_utc)
         ).all()
     for row in rows:  # oldest first, so the newest wins
-        found[row.query_text] = l2_normalize(np.asarray(row.query_embedding, dtype=np.float32))
+        found[row.query_text] = space.prepare(np.asarray(row.query_embedding, dtype=np.float32))
     return found
+
+
+@cache
+def default_registry() -> JobRegistry:
+    """The real job types and their handlers."""
+    table: dict[JobType, Handler] = {
+        JobType.CHUNK_SOURCE: chunk_source,
+        JobType.EMBED_CHUNKS: embed_chunk_batch,
+        JobType.REEMBED_SPACE: reembed_space,
+        JobType.RETRIEVE_TEST: retrieve_test,
+        JobType.DRIFT_TEST: drift_test,
+    }
+    return JobRegistry(JobSpec(kind, PAYLOADS[kind], table[kind]) for kind in JobType)

@@ -590,12 +590,14 @@ class JobQueue:
         """Newest first."""
         with self.db.read() as tx:
             j = tx.t.job
-            query = select(j).order_by(j.c.job_id.desc()).limit(limit).offset(offset)
-            if statuses:
-                query = query.where(j.c.status.in_([s.value for s in statuses]))
-            if types:
-                query = query.where(j.c.job_type.in_([t.value for t in types]))
+            query = _where_jobs(select(j), j, statuses, types).order_by(j.c.job_id.desc()).limit(limit).offset(offset)
             return [Job.from_row(row) for row in tx.execute(query)]
+
+    def count(self, *, statuses: Sequence[JobStatus] | None = None, types: Sequence[JobType] | None = None) -> int:
+        """How many jobs :meth:`list` would page through."""
+        with self.db.read() as tx:
+            j = tx.t.job
+            return int(tx.execute(_where_jobs(select(func.count()).select_from(j), j, statuses, types)).scalar_one())
 
     def stats(self) -> QueueStats:
         now = self.clock()
@@ -624,6 +626,16 @@ class JobQueue:
             expired_leases=int(expired),
             completed_last_hour=int(completed),
         )
+
+
+def _where_jobs(
+    query: Select[Any], j: Any, statuses: Sequence[JobStatus] | None, types: Sequence[JobType] | None
+) -> Select[Any]:
+    if statuses:
+        query = query.where(j.c.status.in_([s.value for s in statuses]))
+    if types:
+        query = query.where(j.c.job_type.in_([t.value for t in types]))
+    return query
 
 
 def _as_utc(value: Any) -> datetime | None:

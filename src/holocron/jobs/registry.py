@@ -13,17 +13,39 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from holocron.jobs.models import PAYLOADS, Job, JobPayload, JobType, PermanentJobError, parse_job_type
+from holocron.jobs.models import Job, JobPayload, JobType, PermanentJobError, parse_job_type
 from holocron.lake import Artifact, write_artifact
 from holocron.store.spaces import EmbeddingSpace, get_space
 
 if TYPE_CHECKING:
+    from holocron.chunking import ChunkPolicy
+    from holocron.config import Settings
     from holocron.embedding.base import EmbeddingProvider
     from holocron.jobs.queue import JobQueue
-    from holocron.service import Holocron
+    from holocron.store.database import Database
+
+
+class Runtime(Protocol):
+    """What a handler needs of the library: the store, the settings, this worker's model and its space.
+
+    :class:`holocron.Holocron` is one; the jobs layer depends on this shape, never on the facade above it.
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def provider(self) -> EmbeddingProvider: ...
+
+    @property
+    def space(self) -> EmbeddingSpace: ...
+
+    def chunk_policy(self) -> ChunkPolicy: ...
 
 
 class JobInterruptedError(Exception):
@@ -39,7 +61,7 @@ class JobInterruptedError(Exception):
 class JobContext:
     """What a handler may use. The worker builds one per execution."""
 
-    holo: Holocron
+    holo: Runtime
     queue: JobQueue
     job: Job
     run_id: str
@@ -148,18 +170,3 @@ class JobRegistry:
             JobSpec(spec.job_type, spec.payload_model, handlers.get(spec.job_type, spec.handler))
             for spec in self._specs.values()
         )
-
-
-@cache
-def default_registry() -> JobRegistry:
-    """The real job types and their handlers (imported lazily: they pull in the indexer and retrieval)."""
-    import holocron.jobs.handlers as handlers
-
-    table: dict[JobType, Handler] = {
-        JobType.CHUNK_SOURCE: handlers.chunk_source,
-        JobType.EMBED_CHUNKS: handlers.embed_chunk_batch,
-        JobType.REEMBED_SPACE: handlers.reembed_space,
-        JobType.RETRIEVE_TEST: handlers.retrieve_test,
-        JobType.DRIFT_TEST: handlers.drift_test,
-    }
-    return JobRegistry(JobSpec(kind, PAYLOADS[kind], table[kind]) for kind in JobType)

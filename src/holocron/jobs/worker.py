@@ -28,14 +28,15 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from holocron.jobs.handlers import default_registry
 from holocron.jobs.models import InvalidPayloadError, Job, JobStatus, JobType, PermanentJobError
 from holocron.jobs.notify import JobWaiter
 from holocron.jobs.queue import JobQueue, validate_payload
-from holocron.jobs.registry import Handler, JobContext, JobInterruptedError, JobRegistry, default_registry
+from holocron.jobs.registry import Handler, JobContext, JobInterruptedError, JobRegistry, Runtime
 from holocron.observability.logs import log_context
 from holocron.observability.metrics import (
     record_job_claimed,
@@ -45,9 +46,6 @@ from holocron.observability.metrics import (
 )
 from holocron.store.runs import finish_run, start_run
 from holocron.store.spaces import EmbeddingSpace, get_space
-
-if TYPE_CHECKING:
-    from holocron.service import Holocron
 
 log = logging.getLogger("holocron.jobs.worker")
 
@@ -94,9 +92,8 @@ class WorkerReport:
             setattr(self, counter, getattr(self, counter) + 1)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("_lock", None)
-        return data
+        # Not dataclasses.asdict: it deep-copies every field, and a lock cannot be copied.
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
 class _Heartbeater:
@@ -162,7 +159,7 @@ class Worker:
 
     def __init__(
         self,
-        holo: Holocron,
+        holo: Runtime,
         options: WorkerOptions | None = None,
         *,
         handlers: Mapping[JobType, Handler] | None = None,
@@ -443,7 +440,7 @@ class Worker:
 
 
 def run_worker(
-    holo: Holocron, options: WorkerOptions, *, handlers: Mapping[JobType, Handler] | None = None
+    holo: Runtime, options: WorkerOptions, *, handlers: Mapping[JobType, Handler] | None = None
 ) -> WorkerReport:
     """Build a :class:`Worker` and run it (the CLI's entry point)."""
     return Worker(holo, options, handlers=handlers).run()

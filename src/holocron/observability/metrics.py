@@ -72,14 +72,6 @@ def record_embeddings_written(n: int, space: str) -> int:
     return n
 
 
-def observe_provider_latency(provider: str, model: str, seconds: float) -> None:
-    PROVIDER_SECONDS.labels(provider, model).observe(seconds)
-
-
-def record_provider_error(provider: str, model: str) -> None:
-    PROVIDER_ERRORS.labels(provider, model).inc()
-
-
 @contextmanager
 def provider_call(provider: str, model: str) -> Iterator[None]:
     """Time one provider call and count it as an error if it raises."""

@@ -24,7 +24,6 @@ from holocron.store.chunks import get_chunks
 from holocron.store.database import Database
 from holocron.store.retrievals import LoggedHit, log_retrieval
 from holocron.store.spaces import EmbeddingSpace, SpaceMismatchError
-from holocron.vectors import l2_normalize
 
 # The most candidates one list may contribute while a per-source cap looks for k distinct sources.
 MAX_POOL = 10_000
@@ -87,6 +86,11 @@ def open_space_index(db: Database, space: EmbeddingSpace, config: RetrievalConfi
     """pgvector on PostgreSQL; on SQLite the exact or HNSW index kept beside the database file."""
     if db.dialect == "postgresql":
         return PgVectorIndex(db, space)
+    if not space.ranks_by_inner_product:
+        raise SpaceMismatchError(
+            f"space {space.name} compares by {space.distance_metric} on vectors that are not unit length; the "
+            "embedded index ranks by inner product, which would order them differently (use PostgreSQL)"
+        )
     return SpaceIndex(db, space.embedding_space_id, space.dimensions, config=config.index)
 
 
@@ -144,7 +148,7 @@ class Searcher:
         if mode != "keyword":
             clock = time.perf_counter()
             raw = self.provider.embed([query], Purpose.QUERY)
-            vector = l2_normalize(validate_vectors(raw, expected=1, dimensions=self.space.dimensions))[0]
+            vector = self.space.prepare(validate_vectors(raw, expected=1, dimensions=self.space.dimensions))[0]
             timing["embed"] = _ms(clock)
         allowed: set[int] | None = None
         if vector is not None and not filters.empty and not isinstance(self.index, PgVectorIndex):

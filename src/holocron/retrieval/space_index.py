@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Integer, String, and_, column, func, select, table
+from sqlalchemy import Table, and_, func, select
 
 from holocron.retrieval.vector_index import (
     ExactVectorIndex,
@@ -46,13 +46,11 @@ log = logging.getLogger(__name__)
 SIDECAR_FORMAT = 1
 LIBRARY = "hnswlib"
 
-EMBEDDING_LOG = table(
-    "vector_embedding_log",
-    column("seq", Integer),
-    column("embedding_space_id", Integer),
-    column("embedding_id", Integer),
-    column("op", String),
-)
+
+def _embedding_log(tx: Tx) -> Table:
+    if tx.t.embedding_log is None:
+        raise RuntimeError("the embedded vector index runs on SQLite only (PostgreSQL uses pgvector)")
+    return tx.t.embedding_log
 
 
 @dataclass(frozen=True)
@@ -253,8 +251,9 @@ class SpaceIndex:
         return size >= self.config.exact_threshold
 
     def _log_max(self, tx: Tx) -> int:
+        log = _embedding_log(tx)
         value = tx.execute(
-            select(func.max(EMBEDDING_LOG.c.seq)).where(EMBEDDING_LOG.c.embedding_space_id == self.embedding_space_id)
+            select(func.max(log.c.seq)).where(log.c.embedding_space_id == self.embedding_space_id)
         ).scalar()
         return int(value or 0)
 
@@ -295,12 +294,13 @@ class SpaceIndex:
         if newest <= self._seq:
             self._seq = newest
             return 0
+        log = _embedding_log(tx)
         rows = tx.execute(
-            select(EMBEDDING_LOG.c.embedding_id)
+            select(log.c.embedding_id)
             .where(
-                EMBEDDING_LOG.c.embedding_space_id == self.embedding_space_id,
-                EMBEDDING_LOG.c.seq > self._seq,
-                EMBEDDING_LOG.c.seq <= newest,
+                log.c.embedding_space_id == self.embedding_space_id,
+                log.c.seq > self._seq,
+                log.c.seq <= newest,
             )
             .distinct()
         ).scalars()

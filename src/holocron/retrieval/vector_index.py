@@ -12,28 +12,15 @@ from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from holocron.vectors import Matrix
+from holocron.vectors import Matrix, top_k
 
 Ids = npt.NDArray[np.int64]
 Ranked = list[tuple[int, float]]
-
-
-@runtime_checkable
-class VectorIndex(Protocol):
-    """What a search needs from an index; ``allowed`` restricts the result to those ids (filters)."""
-
-    def __len__(self) -> int: ...
-
-    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None: ...
-
-    def remove(self, ids: npt.ArrayLike) -> None: ...
-
-    def search(self, query: npt.ArrayLike, k: int, allowed: Collection[int] | None = None) -> Ranked: ...
 
 
 _blas: list[Any] = []
@@ -52,17 +39,6 @@ def one_blas_thread() -> AbstractContextManager[object]:
             _blas.append(None)
     controller = _blas[0]
     return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
-
-
-def top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
-    """Positions of the k largest scores, best first; ties keep their input order (deterministic)."""
-    k = min(k, len(scores))
-    if k <= 0:
-        return np.zeros(0, dtype=np.intp)
-    if k < len(scores):
-        part = np.argpartition(-scores, k - 1)[:k]
-        return part[np.argsort(-scores[part], kind="stable")]
-    return np.argsort(-scores, kind="stable")
 
 
 class ExactVectorIndex:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.pool import NullPool
 
 from holocron.store.schema import Tables, tables_for
+from holocron.store.types import PgHnswParams
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -27,6 +28,8 @@ class Tx:
 
     conn: Connection
     t: Tables
+    hnsw: PgHnswParams = field(default_factory=PgHnswParams)
+    """The pgvector HNSW parameters the store was opened with (the caller's settings, never read here)."""
 
     @property
     def dialect(self) -> str:
@@ -39,7 +42,8 @@ class Tx:
 class Database:
     """One per process: owns the engine and hands out read and write transactions."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, hnsw: PgHnswParams | None = None) -> None:
+        self.hnsw = hnsw or PgHnswParams()
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         self.engine: Engine = _create_engine(url, self.dialect, echo=echo)
@@ -61,12 +65,12 @@ class Database:
         with self.engine.connect() as conn:
             conn = conn.execution_options(holocron_write=True)
             with conn.begin():
-                yield Tx(conn, self.t)
+                yield Tx(conn, self.t, self.hnsw)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
         with self.engine.connect() as conn, conn.begin():
-            yield Tx(conn, self.t)
+            yield Tx(conn, self.t, self.hnsw)
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (a no-op when it is there already)."""

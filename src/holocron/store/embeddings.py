@@ -66,15 +66,3 @@ def count_current_embeddings(tx: Tx, embedding_space_id: int) -> int:
         .where(e.c.embedding_space_id == embedding_space_id)
     )
     return int(tx.execute(query).scalar_one())
-
-
-def load_space_vectors(tx: Tx, embedding_space_id: int) -> tuple[list[str], list[np.ndarray]]:
-    """Every current vector of a space (only embeddings of the chunk's current text)."""
-    c, e = tx.t.chunk, tx.t.embedding
-    rows = tx.execute(
-        select(e.c.chunk_id, e.c.vector)
-        .join(c, (c.c.chunk_id == e.c.chunk_id) & (c.c.content_sha256 == e.c.input_content_sha256))
-        .where(e.c.embedding_space_id == embedding_space_id)
-        .order_by(e.c.embedding_id)
-    ).all()
-    return [row.chunk_id for row in rows], [row.vector for row in rows]

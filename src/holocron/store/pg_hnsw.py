@@ -17,7 +17,6 @@ construction, used as the fallback and as the recall baseline.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from sqlalchemy import ColumnElement, Float, Select, cast, literal_column, selec
 from sqlalchemy.sql.elements import BinaryExpression
 
 from holocron.store.database import Database, Tx
-from holocron.store.types import VectorType
+from holocron.store.types import PgHnswParams, VectorType
 
 # metric -> (operator class, distance operator)
 METRIC_OPS: dict[str, tuple[str, str]] = {
@@ -65,39 +64,6 @@ class SpaceKey:
     embedding_space_id: int
     dimensions: int
     distance_metric: str
-
-
-@dataclass(frozen=True)
-class PgHnswParams:
-    """Graph connectivity ``m``, build candidate list ``ef_construction`` and search list ``ef_search``.
-
-    The defaults were chosen with ``bench/postgres.py`` (recall@10 against exact search, see
-    ``docs/deployment.md``).
-    """
-
-    m: int = 16
-    ef_construction: int = 64
-    ef_search: int = 300
-
-    def __post_init__(self) -> None:
-        if not 2 <= self.m <= 100:
-            raise ValueError("hnsw m must be between 2 and 100")
-        if not 4 <= self.ef_construction <= 1000 or self.ef_construction < 2 * self.m:
-            raise ValueError("hnsw ef_construction must be between 4 and 1000 and at least 2 * m")
-        if not 1 <= self.ef_search <= 1000:
-            raise ValueError("hnsw ef_search must be between 1 and 1000")
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> PgHnswParams:
-        return cls(m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search)
-
-
-@functools.cache
-def default_params() -> PgHnswParams:
-    """The configured parameters (environment and config file), read once per process."""
-    from holocron.config import load_settings
-
-    return PgHnswParams.from_settings(load_settings())
 
 
 def index_name(embedding_space_id: int) -> str:
@@ -156,7 +122,7 @@ def ensure_space_index_tx(tx: Tx, space: SpaceLike, params: PgHnswParams | None 
         return False
     if index_exists(tx, space.embedding_space_id):  # built by the holder of the lock before us
         return False
-    tx.execute(text(create_index_sql(tx, space, params or default_params())))
+    tx.execute(text(create_index_sql(tx, space, params or tx.hnsw)))
     return True
 
 
@@ -298,7 +264,7 @@ def hnsw_search(
     """
     if k <= 0:
         return []
-    _set_local(tx, "hnsw.ef_search", str(int(ef_search or default_params().ef_search)))
+    _set_local(tx, "hnsw.ef_search", str(int(ef_search or tx.hnsw.ef_search)))
     _set_local(tx, "hnsw.iterative_scan", "relaxed_order")
     statement = _search_statement(
         tx, space, query, k, indexed=True, allowed_sql_filter=allowed_sql_filter, current_only=current_only
@@ -333,7 +299,7 @@ def exact_search(
 
 def explain(tx: Tx, space: SpaceLike, query: npt.ArrayLike, k: int, **options: Any) -> str:
     """``EXPLAIN`` of :func:`hnsw_search`'s statement, to check that the index is used."""
-    _set_local(tx, "hnsw.ef_search", str(int(options.pop("ef_search", None) or default_params().ef_search)))
+    _set_local(tx, "hnsw.ef_search", str(int(options.pop("ef_search", None) or tx.hnsw.ef_search)))
     _set_local(tx, "hnsw.iterative_scan", "relaxed_order")
     statement = _search_statement(
         tx,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from holocron.store.database import Database, Tx
 from holocron.store.spaces import EmbeddingSpace
@@ -68,6 +68,14 @@ def list_runs(tx: Tx, *, limit: int = 50, offset: int = 0, job_id: int | None = 
     if job_id is not None:
         query = query.where(table.c.job_id == job_id)
     return [dict(row._mapping) for row in tx.execute(query)]
+
+
+def count_runs(tx: Tx, *, job_id: int | None = None) -> int:
+    table = tx.t.run
+    query = select(func.count()).select_from(table)
+    if job_id is not None:
+        query = query.where(table.c.job_id == job_id)
+    return int(tx.execute(query).scalar_one())
 
 
 def run_artifacts(tx: Tx, run_id: str) -> list[dict[str, Any]]:

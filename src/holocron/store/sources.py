@@ -281,12 +281,35 @@ def mark_error(tx: Tx, source_id: str, reason: str) -> None:
     )
 
 
+def source_json(row: Any) -> dict[str, Any]:
+    """A registry row as Holocron shows it everywhere (CLI, API, library): JSON columns decoded and named
+    for what they hold, never for how they are stored (``source_ref``, ``tags``)."""
+    data = dict(row._mapping)
+    data["source_ref"] = data.pop("source_ref_json", None) or {}
+    data["tags"] = data.pop("tags_json", None) or []
+    return data
+
+
 def list_sources(tx: Tx, *, status: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     reg = tx.t.source_registry
     query = select(reg).order_by(reg.c.source_id).limit(limit).offset(offset)
     if status:
         query = query.where(reg.c.status == status)
-    return [dict(row._mapping) for row in tx.execute(query)]
+    return [source_json(row) for row in tx.execute(query)]
+
+
+def count_sources(tx: Tx, *, status: str | None = None) -> int:
+    reg = tx.t.source_registry
+    query = select(func.count()).select_from(reg)
+    if status:
+        query = query.where(reg.c.status == status)
+    return int(tx.execute(query).scalar_one())
+
+
+def get_source(tx: Tx, source_id: str) -> dict[str, Any] | None:
+    reg = tx.t.source_registry
+    row = tx.execute(select(reg).where(reg.c.source_id == source_id)).first()
+    return source_json(row) if row is not None else None
 
 
 def source_counts(tx: Tx) -> dict[str, int]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from holocron.embedding.base import ModelIdentity, PreprocessPolicy
+from holocron.identity import ModelIdentity, PreprocessPolicy, stores_unit_vectors
 from holocron.store.database import Database, Tx
 from holocron.store.types import utcnow
+from holocron.vectors import Matrix, l2_normalize
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,21 @@ class EmbeddingSpace:
             preprocess=PreprocessPolicy.from_json(row.preprocess_policy_json),
             endpoint_url=row.endpoint_url,
         )
+
+    @property
+    def unit_vectors(self) -> bool:
+        return stores_unit_vectors(normalized=self.normalize_flag, distance_metric=self.distance_metric)
+
+    @property
+    def ranks_by_inner_product(self) -> bool:
+        """Whether inner product orders this space's vectors as its metric does (what the embedded index
+        computes): always for cosine and inner-product spaces, and for L2 on unit vectors."""
+        return self.distance_metric in ("cosine", "ip") or (self.distance_metric == "l2" and self.unit_vectors)
+
+    def prepare(self, vectors: npt.ArrayLike) -> Matrix:
+        """Model output as this space stores and compares it: the same for documents and queries."""
+        matrix = np.asarray(vectors, dtype=np.float32)
+        return l2_normalize(matrix) if self.unit_vectors else matrix
 
     def matches(self, identity: ModelIdentity) -> bool:
         return (
@@ -95,7 +113,7 @@ def get_or_create_space(db: Database, identity: ModelIdentity) -> tuple[Embeddin
                     model_tag=identity.model_tag,
                     model_digest=identity.model_digest,
                     dimensions=identity.dimensions,
-                    normalize_flag=identity.normalized or identity.distance_metric == "cosine",
+                    normalize_flag=identity.unit_vectors,
                     distance_metric=identity.distance_metric,
                     max_input_tokens=identity.max_input_tokens,
                     preprocess_policy_json=identity.preprocess.to_json(),

@@ -7,6 +7,7 @@ Either way the code above the store passes and receives numpy arrays.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,3 +114,24 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PgHnswParams:
+    """Graph connectivity ``m``, build candidate list ``ef_construction`` and search list ``ef_search``.
+
+    The defaults were chosen with ``bench/postgres.py`` (recall@10 against exact search, see
+    ``docs/deployment.md``).
+    """
+
+    m: int = 16
+    ef_construction: int = 64
+    ef_search: int = 300
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.m <= 100:
+            raise ValueError("hnsw m must be between 2 and 100")
+        if not 4 <= self.ef_construction <= 1000 or self.ef_construction < 2 * self.m:
+            raise ValueError("hnsw ef_construction must be between 4 and 1000 and at least 2 * m")
+        if not 1 <= self.ef_search <= 1000:
+            raise ValueError("hnsw ef_search must be between 1 and 1000")

@@ -10,7 +10,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from holocron.api.deps import State
-from holocron.observability.overview import compute_overview
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
 router = APIRouter(include_in_schema=False)
@@ -18,7 +17,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, state: State) -> Response:
-    overview = compute_overview(state.holocron.db)
+    overview = state.holocron.overview()
     return TEMPLATES.TemplateResponse(request, "dashboard.html", {"o": overview, "auth": state.auth})
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from sqlalchemy import func, select
 
 from holocron.api.deps import PageParams, State
 from holocron.api.models import EnqueueRequest, EnqueueResponse, JobIds, Page
@@ -23,14 +22,7 @@ def list_jobs(
     job_type: Annotated[list[JobType] | None, Query(description="Only these types (repeatable).")] = None,
 ) -> Page[dict[str, Any]]:
     items = state.queue.list(statuses=status, types=job_type, limit=page.limit, offset=page.offset)
-    with state.holocron.db.read() as tx:
-        j = tx.t.job
-        count = select(func.count()).select_from(j)
-        if status:
-            count = count.where(j.c.status.in_([s.value for s in status]))
-        if job_type:
-            count = count.where(j.c.job_type.in_([t.value for t in job_type]))
-        total = int(tx.execute(count).scalar_one())
+    total = state.queue.count(statuses=status, types=job_type)
     return Page[dict[str, Any]].of([job.to_json() for job in items], total, page.limit, page.offset)
 
 

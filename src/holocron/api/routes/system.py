@@ -6,12 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from holocron.api.deps import State
 from holocron.api.models import Health, Readiness
 from holocron.observability.metrics import CONTENT_TYPE, render
-from holocron.observability.overview import compute_overview
 
 router = APIRouter(tags=["system"])
 
@@ -28,14 +26,12 @@ def health() -> Health:
     summary="Readiness: the database answers.",
 )
 def ready(state: State) -> Any:
-    db = state.holocron.db
     try:
-        with db.read() as tx:
-            tx.execute(text("SELECT 1"))
+        engine = state.holocron.ping()
     except Exception as exc:
-        body = Readiness(ready=False, database=db.dialect, detail=f"{type(exc).__name__}: {exc}")
+        body = Readiness(ready=False, database=state.holocron.db.dialect, detail=f"{type(exc).__name__}: {exc}")
         return JSONResponse(body.model_dump(), status_code=503)
-    return Readiness(ready=True, database=db.dialect)
+    return Readiness(ready=True, database=engine)
 
 
 @router.get("/metrics", summary="Prometheus metrics in the text exposition format.", response_class=Response)
@@ -45,4 +41,4 @@ def metrics(state: State) -> Response:
 
 @router.get("/api/status", summary="The overview: queue, runs, errors, spaces, sources and throughput.")
 def status(state: State) -> dict[str, Any]:
-    return compute_overview(state.holocron.db)
+    return state.holocron.overview()
