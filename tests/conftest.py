@@ -1,8 +1,8 @@
 """Shared fixtures: the same tests on SQLite and on PostgreSQL + pgvector.
 
 PostgreSQL comes from ``HOLOCRON_TEST_PG_URL`` (``make test`` starts one with ``scripts/pg.sh``). Without it
-the PostgreSQL variants are skipped, except under CI, where a missing server is a failure rather than a
-silently smaller test run.
+the PostgreSQL variants are skipped when pytest is run by hand, but under CI and ``make test`` a missing server is a
+failure rather than a silently smaller test run.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from sqlalchemy import URL, Engine, create_engine, make_url, text
 from holocron.store.database import Database
 
 PG_URL_ENV = "HOLOCRON_TEST_PG_URL"
+
+
+def strict_run() -> bool:
+    """Under CI and under ``make test`` (which sets HOLOCRON_TEST_STRICT) a missing part fails, never skips."""
+    return bool(os.environ.get("CI") or os.environ.get("HOLOCRON_TEST_STRICT"))
 ENGINES = [pytest.param("sqlite", id="sqlite"), pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)]
 
 
@@ -31,8 +36,8 @@ ENGINES = [pytest.param("sqlite", id="sqlite"), pytest.param("postgres", id="pos
 def pg_server_url() -> URL | None:
     """The test server's URL from the environment, or None when there is none (never None under CI)."""
     value = os.environ.get(PG_URL_ENV, "").strip()
-    if not value and os.environ.get("CI"):
-        pytest.fail(f"CI is set but {PG_URL_ENV} is not: the PostgreSQL tests must run in CI")
+    if not value and strict_run():
+        pytest.fail(f"{PG_URL_ENV} is not set: the PostgreSQL tests must run under CI and make test")
     return make_url(value) if value else None
 
 

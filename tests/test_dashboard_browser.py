@@ -2,12 +2,11 @@
 
 It opens the page on a database with jobs in every state, checks the numbers shown against the database,
 retries a dead-lettered job with its button, watches the page refresh without a reload, runs a search and saves
-a screenshot. Without Chromium or Playwright it skips locally, and fails under CI.
+a screenshot. Without Chromium or Playwright it skips when pytest is run by hand, and fails under CI and ``make test``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import threading
@@ -21,6 +20,7 @@ import pytest
 import uvicorn
 from sqlalchemy import func, select
 
+from conftest import strict_run
 from holocron.api import create_app
 from holocron.config import Settings
 from holocron.service import Holocron
@@ -43,8 +43,8 @@ LAUNCH_ARGS = [
 
 
 def _need(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set but {reason}: the browser test must run in CI")
+    if strict_run():
+        pytest.fail(f"{reason}: the browser test must run under CI and make test")
     pytest.skip(reason)
 
 
