@@ -26,6 +26,8 @@ PG_URL_ENV = "HOLOCRON_TEST_PG_URL"
 def strict_run() -> bool:
     """Under CI and under ``make test`` (which sets HOLOCRON_TEST_STRICT) a missing part fails, never skips."""
     return bool(os.environ.get("CI") or os.environ.get("HOLOCRON_TEST_STRICT"))
+
+
 ENGINES = [pytest.param("sqlite", id="sqlite"), pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)]
 
 
