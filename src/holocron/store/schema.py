@@ -80,6 +80,7 @@ class Tables:
     embedding_log: Table | None
     job: Table
     run: Table
+    store_info: Table
     run_artifact: Table
     retrieval: Table
     retrieval_hit: Table
@@ -209,9 +210,14 @@ def build_tables(uses_schemas: bool) -> Tables:
         Column("error", Text, nullable=True),
         Column("started_utc", UtcDateTime, nullable=False),
         Column("completed_utc", UtcDateTime, nullable=True),
+        # Migration 0003: where the run executes, and the lease it renews while alive.
+        Column("host", String(200), nullable=True),
+        Column("pid", Integer, nullable=True),
+        Column("lease_expires_utc", UtcDateTime, nullable=True),
         CheckConstraint("status IN ('RUNNING', 'SUCCEEDED', 'FAILED')", name="status"),
         Index(None, "job_id"),
         Index(None, "started_utc"),
+        Index(None, "status", "lease_expires_utc"),
     )
 
     chunk = table(
@@ -310,10 +316,20 @@ def build_tables(uses_schemas: bool) -> Tables:
         Column("created_utc", UtcDateTime, nullable=False),
         Column("updated_utc", UtcDateTime, nullable=False),
         Column("completed_utc", UtcDateTime, nullable=True),
+        # Migration 0003: a fresh token per claim; owner-only writes match on it (fencing).
+        Column("claim_token", String(36), nullable=True),
         CheckConstraint("job_type IN (" + ", ".join(f"'{t}'" for t in JOB_TYPES) + ")", name="job_type"),
         CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in JOB_STATUSES) + ")", name="status"),
         Index(None, "status", "priority", "available_utc"),
         Index(None, "status", "lease_expires_utc"),
+    )
+
+    # Migration 0003: facts about this database itself (``store_id``: generated once per database).
+    store_info = table(
+        "vector",
+        "store_info",
+        Column("key", String(100), primary_key=True),
+        Column("value", Text, nullable=False),
     )
 
     run_artifact = table(
@@ -415,6 +431,7 @@ def build_tables(uses_schemas: bool) -> Tables:
         embedding_log=embedding_log,
         job=job,
         run=run,
+        store_info=store_info,
         run_artifact=run_artifact,
         retrieval=retrieval,
         retrieval_hit=retrieval_hit,
