@@ -30,7 +30,7 @@ from holocron.api.models import HitOut, RunOut, SearchResponse, SpaceOut
 from holocron.cli.app import app, version
 from holocron.config import Settings
 from holocron.store.schema import JOB_STATUSES, JOB_TYPES
-from servers import misbehaving_server
+from servers import Misbehaviour, misbehaving_server
 
 MODEL = "fake-embed"
 LONG_NAME = "a-page-whose-file-name-is-long-enough-that-its-source-id-alone-is-wider-than-eighty-columns.md"
@@ -40,6 +40,7 @@ PAGES = {
     LONG_NAME: "# Bees\n\nHoney bees dance to tell the hive where the flowers are.\n",
 }
 runner = CliRunner()
+SERVER: dict[str, Misbehaviour] = {}
 
 
 # --- fixtures -----------------------------------------------------------------------------------------------
@@ -48,7 +49,8 @@ runner = CliRunner()
 @pytest.fixture(scope="module", autouse=True)
 def model_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The fake embedding server, and an environment with nothing of the developer's in it."""
-    with misbehaving_server() as (url, _script), pytest.MonkeyPatch.context() as env:
+    with misbehaving_server() as (url, script), pytest.MonkeyPatch.context() as env:
+        SERVER["script"] = script
         for name in list(os.environ):
             if name.startswith(("HOLOCRON_", "OLLAMA_", "OPENAI_")) and name != "HOLOCRON_TEST_PG_URL":
                 env.delenv(name)
@@ -193,7 +195,7 @@ def test_settings_options_name_their_environment_variables() -> None:
 @pytest.mark.parametrize(
     ("args", "choices"),
     [
-        (["sources", "list", "--status", "bogus"], "pending, indexed, error"),
+        (["sources", "list", "--status", "bogus"], "pending, chunked, indexed, stale, error"),
         (["jobs", "list", "--status", "bogus"], ", ".join(JOB_STATUSES)),
         (["jobs", "list", "--status", "NEW,bogus"], ", ".join(JOB_STATUSES)),
         (["jobs", "list", "--type", "NAP"], ", ".join(JOB_TYPES)),
@@ -244,14 +246,26 @@ def test_an_unexpected_failure_is_one_line(home: Path) -> None:
 
 
 def test_ingest_json(indexed: dict[str, Any], tmp_path: Path) -> None:
-    assert indexed["ingest"] == {"new": 3, "changed": 0, "unchanged": 0, "rejected": [], "jobs_enqueued": 0}
+    assert indexed["ingest"] == {
+        "new": 3,
+        "changed": 0,
+        "unchanged": 0,
+        "retagged": 0,
+        "rejected": [],
+        "skipped": [],
+        "missing": [],
+        "pruned": [],
+        "jobs_enqueued": 0,
+    }
     again = cli_json(indexed["home"], "ingest", "--tag", "demo", "--no-enqueue", str(indexed["pages"]))
     assert again["unchanged"] == 3 and again["new"] == 0
     odd = tmp_path / "odd"
     odd.mkdir()
     (odd / "blob.bin").write_bytes(bytes(range(256)) * 4)
-    rejected = cli_json(tmp_path / "home", "ingest", "--no-enqueue", str(odd))["rejected"]
-    assert len(rejected) == 1 and set(rejected[0]) == {"source_id", "uri", "reason"}
+    result = cli(tmp_path / "home", "ingest", "--no-enqueue", str(odd), "--json", code=1)
+    rejected = json.loads(result.stdout)["rejected"]
+    assert len(rejected) == 1 and set(rejected[0]) == {"source_id", "reason"}
+    assert rejected[0]["source_id"] == "files:odd/blob.bin"
 
 
 def test_ingest_of_a_missing_path_fails(home: Path) -> None:
@@ -583,3 +597,59 @@ def test_serve_embeddings_validates_its_arguments(home: Path, tmp_path: Path) ->
     assert "no such folder" in cli_error(home, "serve-embeddings", "--model-path", str(tmp_path / "none"))
     assert "is not set" in cli_error(home, "serve-embeddings", "--api-key-env", "HOLOCRON_TEST_UNSET_KEY")
     assert "between 1 and 65535" in cli_error(home, "serve-embeddings", "--port", "70000", code=2)
+
+
+# --- runs that fail say so ------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def script() -> Iterator[Misbehaviour]:
+    """The embedding server's script for one test, put back to always answering afterwards."""
+    yield SERVER["script"]
+    SERVER["script"].set()
+
+
+def test_index_exits_1_with_status_failed_when_nothing_embeds(
+    home: Path, tmp_path: Path, script: Misbehaviour, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOLOCRON_MAX_RETRIES", "0")
+    cli(home, "ingest", "--no-enqueue", str(write_pages(tmp_path / "pages")))
+    script.set(then="status:500")
+    report = json.loads(cli(home, "index", "--json", code=1).stdout)
+    assert report["status"] == "failed" and report["embeddings_written"] == 0
+    assert report["errors"] and all(e["reason"] for e in report["errors"])
+    run = cli_json(home, "runs", "show", report["run_id"])
+    assert run["status"] == "FAILED" and run["error"].startswith("failed:")
+    statuses = {s["status"] for s in cli_json(home, "sources", "list")}
+    assert statuses == {"chunked"}  # chunked, not embedded: not "indexed"
+
+
+def test_index_exits_2_when_the_run_is_partial(
+    home: Path, tmp_path: Path, script: Misbehaviour, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOLOCRON_MAX_RETRIES", "0")
+    cli(home, "ingest", "--no-enqueue", str(write_pages(tmp_path / "pages")))
+    script.set("status:400")  # one batch refused, the rest answered
+    result = cli(home, "index", "--batch-size", "1", code=2)
+    assert "run partial" in result.stderr
+    report = json.loads(cli(home, "index", "--json").stdout)  # the rest is embedded by the next run
+    assert report["status"] == "succeeded" and report["embeddings_written"] == 1
+
+
+def test_a_killed_index_run_is_closed_as_failed(home: Path, tmp_path: Path, script: Misbehaviour) -> None:
+    cli(home, "ingest", "--no-enqueue", str(write_pages(tmp_path / "pages")))
+    script.set(then="slow:60")
+    command = [str(Path(sys.executable).with_name("holocron")), "--home", str(home), "index"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not [r for r in cli_json(home, "runs", "list") if r["status"] == "RUNNING"]:
+            assert process.poll() is None and time.monotonic() < deadline, "the index run never started"
+            time.sleep(0.2)
+    finally:
+        process.kill()
+        process.wait()
+    script.set()
+    runs = cli_json(home, "runs", "list")
+    assert [(r["run_type"], r["status"]) for r in runs] == [("INDEX", "FAILED")]
+    assert "exited" in runs[0]["error"]

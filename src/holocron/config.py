@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     chunk_overlap: int | None = None
     max_chunks_per_source: int = 1000
     max_source_bytes: int = 20 * 1024 * 1024
+    # A source whose new version cannot be read or extracted keeps serving its last good chunks (as "stale")
+    # instead of serving nothing.
+    keep_last_good: bool = False
 
     # Retrieval (see docs/retrieval.md for how the defaults were measured)
     search_mode: Literal["vector", "keyword", "hybrid"] = "hybrid"
@@ -172,6 +175,9 @@ class Settings(BaseSettings):
             "ollama": "nomic-embed-text",
             "openai": "text-embedding-3-small",
         }[self.embed_provider]
+
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest request body the API reads.")
+    api_allowed_hosts: list[str] = Field(default_factory=list, description="More Host names the API answers to.")
 
 
 def load_settings(**overrides: Any) -> Settings:

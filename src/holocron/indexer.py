@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from holocron.store.embeddings import EmbeddingWrite, insert_embeddings
 from holocron.store.sources import (
     IndexedSource,
     SourcePayload,
+    batches_by_bytes,
     load_payloads,
     mark_error,
     mark_indexed,
@@ -93,7 +94,7 @@ class SourceChunks:
 
 def build_chunks(source: SourcePayload, policy: ChunkPolicy) -> SourceChunks:
     """Pure: a stored payload to its chunk rows. Raises :class:`ExtractionError` for unusable input."""
-    document = extract(source.source_type, source.payload, origin=source.source_id)
+    document = storable(extract(source.source_type, source.payload, origin=source.source_id))
     result = chunk_text(document.text, policy)
     policy_json = policy.to_json()
     rows = []
@@ -117,6 +118,18 @@ def build_chunks(source: SourcePayload, policy: ChunkPolicy) -> SourceChunks:
     return SourceChunks(document, rows, result.total_windows, result.dropped)
 
 
+def storable(document: ExtractedDocument) -> ExtractedDocument:
+    """Text both engines can store: NUL (from a JSON ``\\u0000`` or a stray byte) becomes U+FFFD, one
+    character for one, so offsets stay valid."""
+    if "\x00" not in document.text and "\x00" not in (document.title or ""):
+        return document
+    return replace(
+        document,
+        text=document.text.replace("\x00", "\ufffd"),
+        title=document.title.replace("\x00", "\ufffd") if document.title else document.title,
+    )
+
+
 def _source_date(document: ExtractedDocument) -> datetime | None:
     raw = document.metadata.get("publication_date") or document.metadata.get("date")
     if not raw:
@@ -136,8 +149,12 @@ def chunk_sources(
     source_ids: Sequence[str] | None = None,
     everything: bool = False,
     progress: Progress | None = None,
+    keep_last_good: bool = False,
 ) -> ChunkStats:
-    """Extract and chunk every source whose content or policy changed (or the given ones)."""
+    """Extract and chunk every source whose content or policy changed (or the given ones).
+
+    A source that fails extraction is marked ``error`` and its old chunks go (``keep_last_good`` keeps them,
+    shown as ``stale``)."""
     stats = ChunkStats()
     started = time.perf_counter()
     for batch in _source_batches(db, policy, source_ids, everything):
@@ -176,7 +193,7 @@ def chunk_sources(
             stats.chunks_written += record_chunks_written(replace_chunks(tx, chunks_by_source, run_id))
             mark_indexed(tx, indexed)
             for source_id, reason in failures:
-                mark_error(tx, source_id, reason)
+                mark_error(tx, source_id, reason, keep_last_good=keep_last_good)
         stats.sources_chunked += len(indexed)
         stats.sources_failed += len(failures)
         stats.errors.extend(failures)
@@ -188,9 +205,9 @@ def chunk_sources(
 
 def _source_batches(db: Database, policy: ChunkPolicy, source_ids: Sequence[str] | None, everything: bool) -> Any:
     if source_ids is not None:
-        ids = sorted(set(source_ids))
-        for start in range(0, len(ids), SOURCE_BATCH):
-            yield ids[start : start + SOURCE_BATCH]
+        with db.read() as tx:
+            batches = batches_by_bytes(tx, source_ids, limit=SOURCE_BATCH)
+        yield from batches
         return
     after = ""
     while True:

@@ -23,7 +23,7 @@ from holocron.embedding.registry import build_provider
 from holocron.evidence import BoundingPolicy, EvidenceBundle, build_bundle
 from holocron.identity import ModelIdentity
 from holocron.indexer import ChunkStats, EmbedStats, chunk_sources, embed_chunks
-from holocron.ingest.files import DEFAULT_SOURCE_SYSTEM, read_file, read_manifest, walk
+from holocron.ingest.files import DEFAULT_SOURCE_SYSTEM, FileRef, Skipped, read_file, read_manifest, walk
 from holocron.jobs.handlers import enqueue_indexing
 from holocron.jobs.queue import Enqueued, JobQueue
 from holocron.lake import write_artifact
@@ -39,16 +39,30 @@ from holocron.store.database import Database
 from holocron.store.embeddings import count_current_embeddings
 from holocron.store.evidence import save_bundle
 from holocron.store.migrate import current_revision, head_revision
-from holocron.store.runs import count_runs, finish_run, get_run, list_runs, run_artifacts, start_run
+from holocron.store.runs import (
+    close_dead_runs,
+    count_runs,
+    finish_run,
+    get_run,
+    keep_alive,
+    list_runs,
+    run_artifacts,
+    start_run,
+)
 from holocron.store.sources import (
+    PAYLOAD_BATCH_BYTES,
+    DeleteResult,
     RawRecord,
     RegisterResult,
     RejectedSource,
     count_sources,
+    delete_sources,
+    file_sources_under,
     get_source,
     list_sources,
     record_rejections,
     register_records,
+    unstorable,
 )
 from holocron.store.spaces import (
     EmbeddingSpace,
@@ -75,11 +89,17 @@ class IngestReport:
     rejected: list[RejectedSource] = field(default_factory=list)
     enqueued: list[int] = field(default_factory=list)
     """CHUNK_SOURCE job ids queued for the new and changed sources (``ingest(enqueue=True)``)."""
+    skipped: list[Skipped] = field(default_factory=list)
+    """Paths deliberately not read (symlinks out of the roots, special files), with the reason."""
+    missing: list[str] = field(default_factory=list)
+    """Registered sources under the ingested folders whose files are gone (``prune`` deletes them)."""
+    pruned: DeleteResult | None = None
 
     def add(self, result: RegisterResult) -> None:
         self.registered.new += result.new
         self.registered.changed += result.changed
         self.registered.unchanged += result.unchanged
+        self.registered.retagged += result.retagged
 
 
 @dataclass(frozen=True)
@@ -104,8 +124,25 @@ class IndexReport:
     model_calls: int
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def status(self) -> str:
+        """``succeeded``; ``failed`` when embedding was attempted and nothing was embedded, or nothing at all
+        got done; ``partial`` otherwise (some sources or embedding batches failed, others were done)."""
+        if not self.chunking.errors and not self.embedding.failed_batches:
+            return "succeeded"
+        if self.embedding.failed_batches and not self.embedding.embeddings_written:
+            return "failed"  # chunks are searchable by keyword at most: the run did not do its job
+        if not self.chunking.sources_chunked and not self.embedding.embeddings_written:
+            return "failed"
+        return "partial"
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{source_id}: {reason}" for source_id, reason in self.chunking.errors] + list(self.embedding.errors)
+
     def metrics(self) -> dict[str, Any]:
         return {
+            "status": self.status,
             **self.chunking.as_metrics(),
             **self.embedding.as_metrics(),
             "model_calls": self.model_calls,
@@ -186,20 +223,51 @@ class Holocron:
         tags: Sequence[str] = (),
         progress: Progress | None = None,
         enqueue: bool = False,
+        allow_roots: Sequence[Path] = (),
+        prune: bool = False,
+        keep_last_good: bool | None = None,
     ) -> IngestReport:
         """Register files and folders as raw records; unchanged files are a no-op.
 
-        With ``enqueue``, new and changed sources are queued as CHUNK_SOURCE jobs (the trigger), so running
-        workers index them with no further step.
+        Nothing outside ``paths`` and ``allow_roots`` is read (symlinks that lead elsewhere are skipped and
+        reported). Sources under an ingested folder whose files are gone are reported as ``missing``; with
+        ``prune`` they are deleted. With ``enqueue``, new and changed sources are queued as CHUNK_SOURCE jobs
+        (the trigger), so running workers index them with no further step.
         """
+        found = list(walk(paths, allow_roots=allow_roots))
+        refs = [item for item in found if isinstance(item, FileRef)]
         records = (
             read_file(ref, source_system=source_system, max_bytes=self.settings.max_source_bytes, tags=tuple(tags))
-            for ref in walk(paths)
+            for ref in refs
         )
-        report = self._register(records, progress)
+        report = self._register(records, progress, keep_last_good=keep_last_good, by_location=True)
+        report.skipped = [item for item in found if isinstance(item, Skipped)]
+        for item in report.skipped:
+            log.warning("%s: skipped, %s", item.path, item.reason)
+        seen = {ref.path.resolve().as_uri() for ref in refs}
+        with self.db.read() as tx:
+            gone = {
+                source_id
+                for folder in paths
+                if folder.is_dir()
+                for source_id, uri in file_sources_under(tx, source_system, folder.resolve().as_uri()).items()
+                if uri not in seen
+            }
+        if prune:
+            report.pruned = self.delete_sources(sorted(gone))
+        else:
+            report.missing = sorted(gone)
         if enqueue and report.registered.to_index:
             report.enqueued = [e.job.job_id for e in self.enqueue_indexing(report.registered.to_index)]
         return report
+
+    def delete_sources(self, source_ids: Sequence[str]) -> DeleteResult:
+        """Delete sources with everything stored of them (raw records, chunks, vectors, full-text and index
+        entries) in one transaction; unknown ids come back in ``missing``."""
+        result = delete_sources(self.db, source_ids)
+        for source_id in result.deleted:
+            log.info("source deleted", extra={"fields": {"source_id": source_id}})
+        return result
 
     def enqueue_indexing(self, source_ids: Sequence[str] | None = None) -> list[Enqueued]:
         """Queue CHUNK_SOURCE jobs (batches of sources) for this model's space; dedupe keys carry each
@@ -209,30 +277,57 @@ class Holocron:
         policy_version = self.chunk_policy().version if source_ids is None else None
         return enqueue_indexing(self.jobs, self.space.embedding_space_id, source_ids, policy_version=policy_version)
 
-    def ingest_manifest(self, manifest: Path, *, progress: Progress | None = None) -> IngestReport:
-        return self._register(read_manifest(manifest, max_bytes=self.settings.max_source_bytes), progress)
+    def ingest_manifest(
+        self,
+        manifest: Path,
+        *,
+        progress: Progress | None = None,
+        allow_roots: Sequence[Path] = (),
+        keep_last_good: bool | None = None,
+    ) -> IngestReport:
+        """Register a manifest's entries; its files must lie under its folder or ``allow_roots``."""
+        entries = read_manifest(manifest, max_bytes=self.settings.max_source_bytes, allow_roots=allow_roots)
+        return self._register(entries, progress, keep_last_good=keep_last_good)
 
-    def _register(self, items: Iterable[RawRecord | RejectedSource], progress: Progress | None) -> IngestReport:
+    def _register(
+        self,
+        items: Iterable[RawRecord | RejectedSource],
+        progress: Progress | None,
+        *,
+        keep_last_good: bool | None = None,
+        by_location: bool = False,
+    ) -> IngestReport:
+        keep = self.settings.keep_last_good if keep_last_good is None else keep_last_good
         report = IngestReport()
         batch: list[RawRecord] = []
         rejected: list[RejectedSource] = []
+        batch_bytes = 0
 
         def flush() -> None:
-            report.add(register_records(self.db, batch))
-            record_rejections(self.db, rejected)
-            report.rejected.extend(rejected)
+            report.add(register_records(self.db, batch, by_location=by_location))
+            report.rejected.extend(record_rejections(self.db, rejected, keep_last_good=keep, by_location=by_location))
             if progress:
                 progress(len(batch) + len(rejected))
             batch.clear()
             rejected.clear()
 
         for item in items:
-            (batch if isinstance(item, RawRecord) else rejected).append(item)  # type: ignore[arg-type]
-            if len(batch) + len(rejected) >= INGEST_BATCH:
+            if isinstance(item, RawRecord):
+                reason = unstorable(item)
+                if reason:
+                    name = item.resource_id.replace("\x00", "\\x00")
+                    item = RejectedSource(item.source_system, name, item.request_uri.replace("\x00", ""), reason)
+            if isinstance(item, RawRecord):
+                batch.append(item)
+                batch_bytes += len(item.payload)
+            else:
+                rejected.append(item)
+            if len(batch) + len(rejected) >= INGEST_BATCH or batch_bytes >= PAYLOAD_BATCH_BYTES:
                 flush()
+                batch_bytes = 0
         flush()
         for item in report.rejected:
-            log.error("%s: %s", item.request_uri.removeprefix("file://"), item.reason)
+            log.error("%s: %s", item.source_id, item.reason)
         return report
 
     # -- index ---------------------------------------------------------------------------------
@@ -245,27 +340,36 @@ class Holocron:
         on_chunk_progress: Progress | None = None,
         on_embed_progress: Progress | None = None,
         on_embed_total: Callable[[int], None] | None = None,
+        allow_roots: Sequence[Path] = (),
     ) -> IndexReport:
-        """Everything new or changed: extract, chunk, embed and store, as one recorded run."""
+        """Everything new or changed: extract, chunk, embed and store, as one recorded run; the report's
+        ``status`` says whether it all succeeded."""
         if mode not in ("full", "incremental"):
             raise ValueError("mode is 'full' or 'incremental'")
         started = time.perf_counter()
-        ingest = self.ingest_manifest(manifest) if manifest else None
+        ingest = self.ingest_manifest(manifest, allow_roots=allow_roots) if manifest else None
         policy = self.chunk_policy()
         warnings = [w for w in [policy.token_fit_warning(self.space.max_input_tokens)] if w]
         for warning in warnings:
             log.warning(warning)
         calls_before = self.provider.stats.calls
+        with self.db.write() as tx:
+            close_dead_runs(tx)
         run_id = start_run(
             self.db,
             "INDEX",
             options={"mode": mode, "policy": policy.to_json(), "batch_size": self.settings.embed_batch_size},
             space=self.space,
         )
-        with log_context(run_id=run_id, space=self.space.name):
+        with log_context(run_id=run_id, space=self.space.name), keep_alive(self.db, run_id):
             try:
                 chunking = chunk_sources(
-                    self.db, policy, run_id=run_id, everything=mode == "full", progress=on_chunk_progress
+                    self.db,
+                    policy,
+                    run_id=run_id,
+                    everything=mode == "full",
+                    progress=on_chunk_progress,
+                    keep_last_good=self.settings.keep_last_good,
                 )
                 if on_embed_total is not None:
                     on_embed_total(self.pending_embeddings())
@@ -325,12 +429,16 @@ class Holocron:
                 "errors": report.embedding.errors,
             },
         )
-        errors = report.chunking.errors + [("(embedding)", e) for e in report.embedding.errors]
+        failures = len(report.chunking.errors) + report.embedding.failed_batches
         finish_run(
             self.db,
             report.run_id,
             metrics=report.metrics(),
-            error=f"{len(errors)} sources or batches failed" if report.embedding.failed_batches else None,
+            error=None
+            if report.status == "succeeded"
+            else f"{report.status}: {len(report.chunking.errors)} sources and "
+            f"{report.embedding.failed_batches} embedding batches failed ({failures} in all); "
+            f"first: {report.errors[0]}",
         )
 
     def pending_embeddings(self) -> int:
@@ -355,6 +463,8 @@ class Holocron:
         log: bool = True,
     ) -> SearchResult:
         """The k best chunks (``mode`` vector, keyword or hybrid; default from settings), logged."""
+        if "\x00" in query:
+            raise ValueError("the query contains a NUL character")
         started = time.perf_counter()
         try:
             result = self.searcher.search(
@@ -400,18 +510,41 @@ class Holocron:
         """The job queue of this store (enqueue, list, retry, cancel, stats)."""
         return JobQueue(self.db)
 
-    def sources(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> Listing:
-        """Registered sources by id, each with its status, chunk counts, error, ``source_ref`` and ``tags``."""
+    def _known_space_id(self) -> int | None:
+        """The configured model's space when it exists and the model can say who it is without a failure
+        (a listing must work while an embedding server is down); None otherwise."""
+        if "space" in self.__dict__:
+            return self.space.embedding_space_id
+        try:
+            identity = self.provider.identity()
+        except Exception:  # an unreachable embedding server: statuses then say nothing about vectors
+            return None
         with self.db.read() as tx:
-            items = list_sources(tx, status=status, limit=limit, offset=offset)
-            return Listing(items, count_sources(tx, status=status), limit, offset)
+            space = find_space(tx, identity)
+        return space.embedding_space_id if space else None
+
+    def sources(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> Listing:
+        """Registered sources by id, each with its status (pending, chunked: not every chunk has a vector,
+        indexed, stale: in error but serving its last good chunks, error), chunk counts, error,
+        ``source_ref`` and ``tags``."""
+        space_id = self._known_space_id()
+        with self.db.read() as tx:
+            items = list_sources(tx, status=status, limit=limit, offset=offset, embedding_space_id=space_id)
+            return Listing(items, count_sources(tx, status=status, embedding_space_id=space_id), limit, offset)
 
     def source(self, source_id: str) -> dict[str, Any] | None:
+        space_id = self._known_space_id()
         with self.db.read() as tx:
-            return get_source(tx, source_id)
+            return get_source(tx, source_id, embedding_space_id=space_id)
+
+    def close_dead_runs(self) -> int:
+        """Close as FAILED the runs whose process died; returns how many."""
+        with self.db.write() as tx:
+            return close_dead_runs(tx)
 
     def runs(self, *, job_id: int | None = None, limit: int = 50, offset: int = 0) -> Listing:
-        """Runs (index runs and job executions), newest first."""
+        """Runs (index runs and job executions), newest first; runs of dead processes are closed first."""
+        self.close_dead_runs()
         with self.db.read() as tx:
             items = list_runs(tx, limit=limit, offset=offset, job_id=job_id)
             return Listing(items, count_runs(tx, job_id=job_id), limit, offset)

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from holocron.cli.common import HolocronTyper, console, one_of, print_json, print_table, state
+from holocron.cli.common import HolocronTyper, console, one_of, print_json, print_table, print_warning, state
 from holocron.cli.options import SOURCE_STATUS_LIST, JsonOption, LimitOption, OffsetOption
-from holocron.store.schema import SOURCE_STATUSES
+from holocron.store.sources import VISIBLE_STATUSES
 
 app = HolocronTyper(help="Database schema: migrations and their state.", no_args_is_help=True)
 sources_app = HolocronTyper(help="Ingested sources and their indexing state.", no_args_is_help=True)
@@ -59,7 +59,7 @@ def list_sources_cmd(
         str | None,
         typer.Option(
             "--status",
-            parser=one_of(SOURCE_STATUSES),
+            parser=one_of(VISIBLE_STATUSES),
             metavar="STATUS",
             help=f"Only this status: {SOURCE_STATUS_LIST}.",
         ),
@@ -93,3 +93,29 @@ def list_sources_cmd(
         ],
         wrap=("title", "error"),
     )
+
+
+@sources_app.command("delete")
+def delete_sources_cmd(
+    ctx: typer.Context,
+    source_ids: Annotated[
+        list[str], typer.Argument(help="Source ids, as `holocron sources list` shows them.", metavar="SOURCE_ID")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Delete sources and everything stored of them: raw records, chunks, vectors, full-text and index entries.
+
+    One transaction for all of them. Exits 1 when an id is not registered (the others are still deleted).
+    """
+    from holocron.cli.common import open_holocron
+
+    with open_holocron(ctx) as holo:
+        result = holo.delete_sources(source_ids)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        for source_id in result.missing:
+            print_warning(f"{source_id}: no such source")
+        console.print(f"deleted {len(result.deleted)} sources ({result.chunks_removed} chunks)")
+    if result.missing:
+        raise typer.Exit(1)

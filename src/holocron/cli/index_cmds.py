@@ -18,11 +18,22 @@ from holocron.cli.common import (
     print_warning,
     whole_number,
 )
-from holocron.cli.options import JsonOption, ModelOption, OllamaUrlOption, ProviderOption
+from holocron.cli.options import (
+    AllowRootOption,
+    JsonOption,
+    KeepLastGoodOption,
+    ModelOption,
+    OllamaUrlOption,
+    ProviderOption,
+)
 from holocron.cli.progress import track
 
 INDEX_MODES = ("incremental", "full")
 INDEX_ACTIONS = ("rebuild",)
+EXIT_FAILED = 1
+EXIT_PARTIAL = 2
+"""``holocron index`` exits 0 when the run succeeded, 1 when it failed (nothing attempted got done) and 2 when
+it was partial (some sources or embedding batches failed); ``status`` in ``--json`` says the same."""
 
 
 def register(app: typer.Typer) -> None:
@@ -47,34 +58,70 @@ def ingest(
             help="Queue CHUNK_SOURCE jobs for new and changed sources, for `holocron worker` to index.",
         ),
     ] = True,
+    allow_root: AllowRootOption = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune", help="Delete the sources under the given folders whose files are gone (and all they stored)."
+        ),
+    ] = False,
+    keep_last_good: KeepLastGoodOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register raw pages; unchanged files are a no-op.
 
     HTML, MediaWiki or OpenAlex JSON, plain text and Markdown, from files or folders (walked recursively).
+    Nothing outside the given paths (and --allow-root folders) is read: symlinks leading elsewhere are
+    skipped and reported. Exits 1 when any file was rejected.
     """
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise UserError(f"no such file or folder: {', '.join(missing)}")
     with open_holocron(ctx) as holo, track("ingest", None, err_console, unit="files") as tracker:
         report = holo.ingest(
-            paths, source_system=source_system, tags=tag or (), progress=tracker.advance, enqueue=enqueue
+            paths,
+            source_system=source_system,
+            tags=tag or (),
+            progress=tracker.advance,
+            enqueue=enqueue,
+            allow_roots=allow_root or (),
+            prune=prune,
+            keep_last_good=keep_last_good,
         )
+    pruned = report.pruned.deleted if report.pruned else []
     summary = {
         "new": len(report.registered.new),
         "changed": len(report.registered.changed),
         "unchanged": len(report.registered.unchanged),
-        "rejected": [{"source_id": r.source_id, "uri": r.request_uri, "reason": r.reason} for r in report.rejected],
+        "retagged": len(report.registered.retagged),
+        "rejected": [{"source_id": r.source_id, "reason": r.reason} for r in report.rejected],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+        "missing": report.missing,
+        "pruned": pruned,
         "jobs_enqueued": len(report.enqueued),
     }
     if as_json:
         print_json(summary)
-        return
-    console.print(
-        f"ingested: [bold]{summary['new']}[/bold] new, {summary['changed']} changed, "
-        f"{summary['unchanged']} unchanged, [red]{len(report.rejected)}[/red] rejected"
-        + (f"; {len(report.enqueued)} CHUNK_SOURCE jobs queued for `holocron worker`" if report.enqueued else "")
-    )
+    else:
+        for item in report.rejected:
+            print_error(f"{item.source_id}: {item.reason}")
+        for skipped in report.skipped:
+            print_warning(f"{skipped.path}: skipped, {skipped.reason}")
+        if report.missing:
+            print_warning(
+                f"{len(report.missing)} registered sources have no file any more (still searchable; "
+                f"`holocron ingest --prune` deletes them): {', '.join(report.missing[:5])}"
+                + (" ..." if len(report.missing) > 5 else "")
+            )
+        console.print(
+            f"ingested: [bold]{summary['new']}[/bold] new, {summary['changed']} changed, "
+            f"{summary['unchanged']} unchanged, [red]{len(report.rejected)}[/red] rejected"
+            + (f", {len(report.skipped)} skipped" if report.skipped else "")
+            + (f", {len(pruned)} pruned" if pruned else "")
+            + (f"; {len(report.enqueued)} CHUNK_SOURCE jobs queued for `holocron worker`" if report.enqueued else "")
+        )
+    if report.rejected:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def extract(
@@ -161,11 +208,14 @@ def index(
             envvar="HOLOCRON_EMBED_BATCH_SIZE", parser=whole_number(1), metavar="N", help="Chunks per embedding call."
         ),
     ] = None,
+    allow_root: AllowRootOption = None,
+    keep_last_good: KeepLastGoodOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Chunk, embed and store new or changed sources.
 
-    One recorded run extracts, chunks, embeds and stores everything new or changed.
+    One recorded run extracts, chunks, embeds and stores everything new or changed. Exits 0 when it
+    succeeded, 2 when it was partial (some sources or embedding batches failed), 1 when it failed.
 
     `holocron index rebuild` rebuilds the vector index of the current space instead.
     """
@@ -183,6 +233,7 @@ def index(
         "chunk_size": chunk_size,
         "chunk_overlap": chunk_overlap,
         "embed_batch_size": batch_size,
+        "keep_last_good": keep_last_good,
     }
     with (
         open_holocron(ctx, **overrides) as holo,
@@ -195,7 +246,11 @@ def index(
             on_chunk_progress=chunking.advance,
             on_embed_progress=embedding.advance,
             on_embed_total=embedding.set_total,
+            allow_roots=allow_root or (),
         )
+    exit_code = {"succeeded": 0, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}[report.status]
+    if report.ingest and report.ingest.rejected and not exit_code:
+        exit_code = EXIT_PARTIAL
     if as_json:
         print_json(
             {
@@ -203,13 +258,23 @@ def index(
                 "space": report.space.name,
                 "chunk_policy_version": report.policy.version,
                 **report.metrics(),
-                "errors": [{"source_id": source_id, "reason": reason} for source_id, reason in report.chunking.errors],
+                "errors": [{"source_id": source_id, "reason": reason} for source_id, reason in report.chunking.errors]
+                + [{"source_id": None, "reason": reason} for reason in report.embedding.errors],
+                "rejected": [
+                    {"source_id": r.source_id, "reason": r.reason}
+                    for r in (report.ingest.rejected if report.ingest else [])
+                ],
                 "warnings": report.warnings,
             }
         )
-        return
+        raise typer.Exit(exit_code)
     for source_id, reason in report.chunking.errors:
         print_error(f"{source_id}: {reason}")
+    for reason in report.embedding.errors[:5]:
+        print_error(f"embedding: {reason}")
+    if report.ingest:
+        for item in report.ingest.rejected:
+            print_error(f"{item.source_id}: {item.reason}")
     for warning in report.warnings:
         print_warning(warning)
     if report.chunking.capped_sources:
@@ -224,3 +289,6 @@ def index(
         f"chunks written {m['chunks_written']}; "
         f"embeddings written {m['embeddings_written']} in {m['model_calls']} model calls; {m['seconds']:.2f} s"
     )
+    if report.status != "succeeded":
+        print_error(f"run {report.status}: {len(report.errors)} sources or embedding batches failed")
+    raise typer.Exit(exit_code)

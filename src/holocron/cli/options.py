@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, get_args
 
 import typer
 
 from holocron.cli.common import one_of, spoken, whole_number
 from holocron.config import ProviderName
-from holocron.store.schema import JOB_STATUSES, JOB_TYPES, SOURCE_STATUSES
+from holocron.store.schema import JOB_STATUSES, JOB_TYPES
+from holocron.store.sources import VISIBLE_STATUSES
 
 PROVIDERS: tuple[str, ...] = get_args(ProviderName)
 JOB_TYPE_LIST = spoken(JOB_TYPES)
 JOB_STATUS_LIST = spoken(JOB_STATUSES)
-SOURCE_STATUS_LIST = spoken(SOURCE_STATUSES)
+SOURCE_STATUS_LIST = spoken(VISIBLE_STATUSES)
 MAX_LIMIT = 10_000
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (the HTTP API's field names) instead of a table.")]
@@ -81,5 +83,24 @@ JobStatusesOption = Annotated[
         parser=one_of(JOB_STATUSES, several=True),
         metavar="STATUS",
         help=f"Only these statuses (repeat or comma-separate): {JOB_STATUS_LIST}.",
+    ),
+]
+
+
+AllowRootOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--allow-root",
+        metavar="FOLDER",
+        help="Also read files under this folder (repeatable): symlink targets, a manifest's lake_uri paths.",
+    ),
+]
+KeepLastGoodOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--keep-last-good/--no-keep-last-good",
+        envvar="HOLOCRON_KEEP_LAST_GOOD",
+        help="A source whose new version is broken keeps serving its last good chunks (shown as stale).",
+        show_default=False,
     ),
 ]

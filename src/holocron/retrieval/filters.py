@@ -27,6 +27,11 @@ class SearchFilters:
     since: datetime | None = None  # source_date_utc >= since
     until: datetime | None = None  # source_date_utc < until
 
+    def __post_init__(self) -> None:
+        for name in ("source_types", "source_systems", "tags", "source_ids"):
+            if any("\x00" in value for value in getattr(self, name)):
+                raise ValueError(f"a {name[:-1].replace('_', ' ')} filter contains a NUL character")
+
     @classmethod
     def of(
         cls,

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -10,6 +16,11 @@ from sqlalchemy import func, select, update
 from holocron.store.database import Database, Tx
 from holocron.store.spaces import EmbeddingSpace
 from holocron.store.types import utcnow
+
+RUN_LEASE = timedelta(seconds=60)
+"""How long a run stays RUNNING without a sign of life; :func:`keep_alive` renews it every third of that."""
+
+HOST = socket.gethostname()[:200]
 
 
 def start_run(
@@ -38,9 +49,109 @@ def start_run(
                 options_json=options,
                 metrics_json={},
                 started_utc=utcnow(),
+                host=HOST,
+                pid=os.getpid(),
+                # A job's run lives as long as the job's own lease (see close_dead_runs); others renew theirs.
+                lease_expires_utc=None if job_id is not None else utcnow() + RUN_LEASE,
             )
         )
     return run_id
+
+
+def renew_run(db: Database, run_id: str) -> bool:
+    """Push a running run's lease forward; False when it is no longer RUNNING."""
+    with db.write() as tx:
+        table = tx.t.run
+        done = tx.execute(
+            update(table)
+            .where(table.c.run_id == run_id, table.c.status == "RUNNING")
+            .values(lease_expires_utc=utcnow() + RUN_LEASE)
+        )
+    return bool(done.rowcount)
+
+
+@contextmanager
+def keep_alive(db: Database, run_id: str) -> Iterator[None]:
+    """Renew the run's lease from a background thread while the block runs, so a run whose process dies
+    (SIGKILL, power loss) is closed as FAILED by the next :func:`close_dead_runs` instead of staying RUNNING."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(RUN_LEASE.total_seconds() / 3):
+            try:
+                renew_run(db, run_id)
+            except Exception:  # a busy database: the next beat tries again, well within the lease
+                continue
+
+    thread = threading.Thread(target=beat, name=f"run-lease-{run_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def close_dead_runs(tx: Tx) -> int:
+    """Close as FAILED every RUNNING run whose process is gone. Returns how many were closed.
+
+    A run is dead when its lease ran out, when its process on this host no longer exists, or (a job's run)
+    when its job has been claimed again or finished since the run started.
+    """
+    run, job = tx.t.run, tx.t.job
+    now = utcnow()
+    closed = 0
+    expired = tx.execute(
+        update(run)
+        .where(run.c.status == "RUNNING", run.c.lease_expires_utc.is_not(None), run.c.lease_expires_utc < now)
+        .values(status="FAILED", error="the run stopped without finishing (its lease expired)", completed_utc=now)
+    )
+    closed += expired.rowcount or 0
+    local = tx.execute(
+        select(run.c.run_id, run.c.pid).where(
+            run.c.status == "RUNNING", run.c.host == HOST, run.c.pid.is_not(None), run.c.pid != os.getpid()
+        )
+    ).all()
+    dead = [row.run_id for row in local if not _process_alive(int(row.pid))]
+    if dead:
+        closed += (
+            tx.execute(
+                update(run)
+                .where(run.c.run_id.in_(dead), run.c.status == "RUNNING")
+                .values(status="FAILED", error=f"its process on {HOST} has exited", completed_utc=now)
+            ).rowcount
+            or 0
+        )
+    job_runs = tx.execute(
+        select(run.c.run_id, run.c.options_json, job.c.status, job.c.attempt_count)
+        .join(job, job.c.job_id == run.c.job_id)
+        .where(run.c.status == "RUNNING")
+    ).all()
+    orphaned = [
+        row.run_id
+        for row in job_runs
+        if row.status != "RUNNING" or (row.options_json or {}).get("attempt", row.attempt_count) != row.attempt_count
+    ]
+    if orphaned:
+        closed += (
+            tx.execute(
+                update(run)
+                .where(run.c.run_id.in_(orphaned), run.c.status == "RUNNING")
+                .values(status="FAILED", error="its job was claimed again or finished without it", completed_utc=now)
+            ).rowcount
+            or 0
+        )
+    return closed
 
 
 def finish_run(db: Database, run_id: str, *, metrics: dict[str, Any], error: str | None = None) -> None:
@@ -49,6 +160,7 @@ def finish_run(db: Database, run_id: str, *, metrics: dict[str, Any], error: str
             update(tx.t.run)
             .where(tx.t.run.c.run_id == run_id)
             .values(
+                lease_expires_utc=None,
                 status="FAILED" if error else "SUCCEEDED",
                 metrics_json=metrics,
                 error=error,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
 
-from sqlalchemy import bindparam, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, or_, select, tuple_, update
 
 from holocron.hashing import source_id_for
 from holocron.store.database import Database, Tx, insert_ignoring_conflicts
@@ -54,6 +56,8 @@ class RegisterResult:
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    retagged: list[str] = field(default_factory=list)
+    """Unchanged content whose tags changed: the new tags are stored, nothing is re-indexed."""
 
     @property
     def to_index(self) -> list[str]:
@@ -70,18 +74,108 @@ class SourcePayload:
     source_ref: dict[str, Any]
 
 
-def register_records(db: Database, records: Sequence[RawRecord]) -> RegisterResult:
-    """Store new and changed payloads in one transaction; an unchanged payload is a no-op."""
+def unstorable(record: RawRecord) -> str | None:
+    """Why a record cannot be stored alike on both engines (PostgreSQL text refuses NUL), or None."""
+    if "\x00" in record.payload:
+        return "the content contains NUL characters (binary data?)"
+    if "\x00" in record.resource_id or any("\x00" in tag for tag in record.tags):
+        return "its name or a tag contains a NUL character"
+    return None
+
+
+_Located = TypeVar("_Located", RawRecord, RejectedSource)
+
+
+def _file_path(uri: str) -> PurePosixPath | None:
+    parsed = urlparse(uri)
+    return PurePosixPath(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def settle_file_identities(tx: Tx, items: Sequence[_Located]) -> list[_Located]:
+    """A local file is one source wherever it is ingested from: its identity is its location.
+
+    A file already registered (under any root: a parent folder, or on its own) keeps the id it has. A new file
+    whose short name is taken by another file (``a/README.md`` then ``b/README.md``) gets a longer name, one
+    parent folder at a time, so that two files are never one "changed" source. Ids stay relative: absolute
+    paths are not part of any id.
+    """
+    located = [(item, _file_path(item.request_uri)) for item in items]
+    systems = {item.source_system for item, path in located if path is not None}
+    if not systems:
+        return list(items)
+    reg = tx.t.source_registry
+    by_uri: dict[tuple[str, str], str] = {}
+    uri_of: dict[str, str] = {}
+    rows = tx.execute(
+        select(reg.c.source_id, reg.c.source_system, reg.c.source_ref_json).where(reg.c.source_system.in_(systems))
+    )
+    for row in rows:
+        ref = row.source_ref_json or {}
+        uri, resource_id = ref.get("uri"), ref.get("resource_id")
+        if isinstance(uri, str) and isinstance(resource_id, str):
+            by_uri.setdefault((row.source_system, uri), resource_id)
+            uri_of[row.source_id] = uri
+    settled: list[_Located] = []
+    for item, path in located:
+        if path is None:
+            settled.append(item)
+            continue
+        known = by_uri.get((item.source_system, item.request_uri))
+        if known is not None:
+            settled.append(replace(item, resource_id=known))
+            continue
+        resource_id, width, parts = item.resource_id, len(PurePosixPath(item.resource_id).parts), path.parts[1:]
+        while width < len(parts) and _taken(uri_of, item, resource_id):
+            width += 1
+            resource_id = "/".join(parts[-width:])
+        by_uri[(item.source_system, item.request_uri)] = resource_id
+        uri_of[source_id_for(item.source_system, resource_id)] = item.request_uri
+        settled.append(replace(item, resource_id=resource_id))
+    return settled
+
+
+def _taken(uri_of: dict[str, str], item: RawRecord | RejectedSource, resource_id: str) -> bool:
+    return uri_of.get(source_id_for(item.source_system, resource_id), item.request_uri) != item.request_uri
+
+
+def register_records(db: Database, records: Sequence[RawRecord], *, by_location: bool = False) -> RegisterResult:
+    """Store new and changed payloads in one transaction; an unchanged payload is a no-op.
+
+    Unchanged content with other tags keeps its chunks and takes the new tags. With ``by_location`` (files
+    found by walking folders), a local file's identity is its location (:func:`settle_file_identities`).
+    A source given twice counts once (the first).
+    """
     result = RegisterResult()
     if not records:
         return result
     now = utcnow()
     with db.write() as tx:
         reg, raw = tx.t.source_registry, tx.t.ingest_records
+        if by_location:
+            records = settle_file_identities(tx, records)
+        records = list({record.source_id: record for record in reversed(records)}.values())[::-1]
         ids = [record.source_id for record in records]
-        known = dict(tx.execute(select(reg.c.source_id, reg.c.content_sha256).where(reg.c.source_id.in_(ids))).all())
-        fresh = [r for r in records if known.get(r.source_id, "") != r.content_sha256]
-        result.unchanged.extend(r.source_id for r in records if known.get(r.source_id, "") == r.content_sha256)
+        known_rows = tx.execute(
+            select(reg.c.source_id, reg.c.content_sha256, reg.c.tags_json, reg.c.status).where(reg.c.source_id.in_(ids))
+        ).all()
+        known = {row.source_id: row.content_sha256 for row in known_rows}
+        known_tags = {row.source_id: sorted(row.tags_json or []) for row in known_rows}
+        known_status = {row.source_id: row.status for row in known_rows}
+        # An unchanged payload of a source in error (its file was broken, then restored) is indexed again.
+        fresh = [
+            r
+            for r in records
+            if known.get(r.source_id, "") != r.content_sha256 or known_status.get(r.source_id) == "error"
+        ]
+        fresh_ids = {r.source_id for r in fresh}
+        for r in records:
+            if r.source_id in fresh_ids:
+                continue
+            result.unchanged.append(r.source_id)
+            tags = sorted(set(r.tags))
+            if tags != known_tags[r.source_id]:
+                tx.execute(update(reg).where(reg.c.source_id == r.source_id).values(tags_json=tags, updated_utc=now))
+                result.retagged.append(r.source_id)
         if not fresh:
             return result
         tx.execute(
@@ -141,21 +235,23 @@ def register_records(db: Database, records: Sequence[RawRecord]) -> RegisterResu
     return result
 
 
-def record_rejections(db: Database, rejected: Sequence[RejectedSource]) -> None:
-    """Keep the reason on the source's row; an earlier good version of it stays indexed."""
+def record_rejections(
+    db: Database, rejected: Sequence[RejectedSource], *, keep_last_good: bool = False, by_location: bool = False
+) -> list[RejectedSource]:
+    """Keep the reason on the source's row. A source that turns into an error keeps no servable chunks,
+    unless ``keep_last_good``: then its last good chunks stay searchable and it shows as ``stale``.
+    Returns the rejections under their settled ids."""
     if not rejected:
-        return
+        return []
     now = utcnow()
     with db.write() as tx:
         reg = tx.t.source_registry
+        if by_location:
+            rejected = settle_file_identities(tx, rejected)
         for item in rejected:
             exists = tx.execute(select(reg.c.source_id).where(reg.c.source_id == item.source_id)).first()
             if exists:
-                tx.execute(
-                    update(reg)
-                    .where(reg.c.source_id == item.source_id)
-                    .values(status="error", error=item.reason, updated_utc=now)
-                )
+                mark_error(tx, item.source_id, item.reason, keep_last_good=keep_last_good)
             else:
                 tx.execute(
                     reg.insert().values(
@@ -172,14 +268,31 @@ def record_rejections(db: Database, rejected: Sequence[RejectedSource]) -> None:
                         updated_utc=now,
                     )
                 )
+    return list(rejected)
+
+
+PAYLOAD_BATCH_BYTES = 64 * 2**20
+"""The most payload text one batch holds in memory (ingest and chunking), whatever the count limit."""
 
 
 def sources_to_chunk(
-    tx: Tx, policy_version: str, *, after: str = "", limit: int = 500, everything: bool = False
+    tx: Tx,
+    policy_version: str,
+    *,
+    after: str = "",
+    limit: int = 500,
+    everything: bool = False,
+    max_bytes: int = PAYLOAD_BATCH_BYTES,
 ) -> list[str]:
-    """Sources whose stored content or chunk policy differs from what was chunked (keyset-paginated)."""
-    reg = tx.t.source_registry
-    query = select(reg.c.source_id).where(reg.c.source_id > after, reg.c.ingest_id.is_not(None))
+    """Sources whose stored content or chunk policy differs from what was chunked (keyset-paginated), at most
+    ``limit`` of them and, past the first, at most ``max_bytes`` of payload. Sources in error are left out."""
+    reg, raw = tx.t.source_registry, tx.t.ingest_records
+    query = (
+        select(reg.c.source_id, raw.c.content_length)
+        .join(raw, raw.c.ingest_id == reg.c.ingest_id)
+        # A source in error is never chunked from its older payload; a new good version makes it pending.
+        .where(reg.c.source_id > after, reg.c.status != "error")
+    )
     if not everything:
         query = query.where(
             or_(
@@ -190,7 +303,45 @@ def sources_to_chunk(
                 reg.c.chunk_policy_version != policy_version,
             )
         )
-    return list(tx.execute(query.order_by(reg.c.source_id).limit(limit)).scalars())
+    rows = tx.execute(query.order_by(reg.c.source_id).limit(limit)).all()
+    return _cap_bytes([(row.source_id, row.content_length) for row in rows], max_bytes)
+
+
+def _cap_bytes(sized: Sequence[tuple[str, int]], max_bytes: int) -> list[str]:
+    taken: list[str] = []
+    total = 0
+    for source_id, size in sized:
+        if taken and total + size > max_bytes:
+            break
+        taken.append(source_id)
+        total += size
+    return taken
+
+
+def batches_by_bytes(
+    tx: Tx, source_ids: Sequence[str], *, limit: int = 500, max_bytes: int = PAYLOAD_BATCH_BYTES
+) -> list[list[str]]:
+    """The given sources in id order, split into batches of at most ``limit`` ids and ``max_bytes`` of payload
+    (sources in error or gone are left out)."""
+    reg, raw = tx.t.source_registry, tx.t.ingest_records
+    ids = sorted(set(source_ids))
+    sizes: dict[str, int] = {}
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        sizes.update(
+            tx.execute(
+                select(reg.c.source_id, raw.c.content_length)
+                .join(raw, raw.c.ingest_id == reg.c.ingest_id)
+                .where(reg.c.source_id.in_(part), reg.c.status != "error")
+            ).all()
+        )
+    sized = [(source_id, sizes[source_id]) for source_id in ids if source_id in sizes]
+    batches: list[list[str]] = []
+    while sized:
+        batch = _cap_bytes(sized[:limit], max_bytes)
+        batches.append(batch)
+        sized = sized[len(batch) :]
+    return batches
 
 
 def load_payloads(tx: Tx, source_ids: Sequence[str]) -> list[SourcePayload]:
@@ -274,11 +425,110 @@ def mark_indexed(tx: Tx, sources: Sequence[IndexedSource]) -> None:
     )
 
 
-def mark_error(tx: Tx, source_id: str, reason: str) -> None:
+def mark_error(tx: Tx, source_id: str, reason: str, *, keep_last_good: bool = False) -> None:
+    """A source in error serves nothing (its chunks, vectors, full-text and index entries go), unless the
+    caller keeps the last good version, which then shows as ``stale``."""
     reg = tx.t.source_registry
-    tx.execute(
-        update(reg).where(reg.c.source_id == source_id).values(status="error", error=reason, updated_utc=utcnow())
-    )
+    values: dict[str, Any] = {"status": "error", "error": reason, "updated_utc": utcnow()}
+    if not keep_last_good:
+        _delete_chunks_of(tx, [source_id])
+        values.update(chunk_count=0, indexed_content_sha256=None, chunk_policy_version=None)
+    tx.execute(update(reg).where(reg.c.source_id == source_id).values(**values))
+
+
+def _delete_chunks_of(tx: Tx, source_ids: Sequence[str]) -> int:
+    """Chunks of these sources and everything hanging off them: embeddings (and so the ANN change log) and
+    full-text rows, which the store's triggers and cascades keep in step within this transaction."""
+    c, e = tx.t.chunk, tx.t.embedding
+    removed = 0
+    for start in range(0, len(source_ids), 500):
+        part = list(source_ids[start : start + 500])
+        chunk_ids = select(c.c.chunk_id).where(c.c.source_id.in_(part)).scalar_subquery()
+        tx.execute(delete(e).where(e.c.chunk_id.in_(chunk_ids)))
+        removed += tx.execute(delete(c).where(c.c.source_id.in_(part))).rowcount or 0
+    return removed
+
+
+@dataclass
+class DeleteResult:
+    """What :func:`delete_sources` removed."""
+
+    deleted: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    chunks_removed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"deleted": self.deleted, "missing": self.missing, "chunks_removed": self.chunks_removed}
+
+
+def delete_sources(db: Database, source_ids: Sequence[str]) -> DeleteResult:
+    """Remove sources and everything stored of them (raw records, chunks, embeddings, full-text rows and
+    vector-index entries) in one transaction; ids that are not registered are reported, not an error."""
+    result = DeleteResult()
+    wanted = list(dict.fromkeys(source_ids))
+    if not wanted:
+        return result
+    with db.write() as tx:
+        reg, raw = tx.t.source_registry, tx.t.ingest_records
+        rows = tx.execute(
+            select(reg.c.source_id, reg.c.source_system, reg.c.source_ref_json).where(reg.c.source_id.in_(wanted))
+        ).all()
+        found = {row.source_id for row in rows}
+        result.missing = [source_id for source_id in wanted if source_id not in found]
+        result.deleted = [source_id for source_id in wanted if source_id in found]
+        if not found:
+            return result
+        result.chunks_removed = _delete_chunks_of(tx, result.deleted)
+        tx.execute(delete(reg).where(reg.c.source_id.in_(result.deleted)))
+        for row in rows:
+            resource_id = (row.source_ref_json or {}).get("resource_id")
+            if isinstance(resource_id, str):
+                tx.execute(
+                    delete(raw).where(raw.c.source_system == row.source_system, raw.c.resource_id == resource_id)
+                )
+    return result
+
+
+def file_sources_under(tx: Tx, source_system: str, root_uri: str) -> dict[str, str]:
+    """``{source_id: file uri}`` of the registered files of ``source_system`` at or below ``root_uri``."""
+    reg = tx.t.source_registry
+    prefix = root_uri.rstrip("/") + "/"
+    found: dict[str, str] = {}
+    for row in tx.execute(select(reg.c.source_id, reg.c.source_ref_json).where(reg.c.source_system == source_system)):
+        uri = (row.source_ref_json or {}).get("uri")
+        if isinstance(uri, str) and (uri == root_uri or uri.startswith(prefix)):
+            found[row.source_id] = uri
+    return found
+
+
+# -- status as users see it -------------------------------------------------------------------------
+
+VISIBLE_STATUSES = ("pending", "chunked", "indexed", "stale", "error")
+"""``chunked``: chunked, but not every chunk has a vector in the space; ``stale``: in error, still serving
+its last good chunks (``--keep-last-good``)."""
+
+
+def _visible_status(tx: Tx, embedding_space_id: int | None) -> ColumnElement[str]:
+    reg, c, e = tx.t.source_registry, tx.t.chunk, tx.t.embedding
+    has_chunks = select(c.c.chunk_id).where(c.c.source_id == reg.c.source_id).exists()
+    whens: list[tuple[ColumnElement[bool], str]] = [(and_(reg.c.status == "error", has_chunks), "stale")]
+    if embedding_space_id is not None:
+        unembedded = (
+            select(c.c.chunk_id)
+            .where(
+                c.c.source_id == reg.c.source_id,
+                ~select(e.c.embedding_id)
+                .where(
+                    e.c.chunk_id == c.c.chunk_id,
+                    e.c.embedding_space_id == embedding_space_id,
+                    e.c.input_content_sha256 == c.c.content_sha256,
+                )
+                .exists(),
+            )
+            .exists()
+        )
+        whens.append((and_(reg.c.status == "indexed", unembedded), "chunked"))
+    return case(*whens, else_=reg.c.status).label("status")
 
 
 def source_json(row: Any) -> dict[str, Any]:
@@ -290,28 +540,48 @@ def source_json(row: Any) -> dict[str, Any]:
     return data
 
 
-def list_sources(tx: Tx, *, status: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+def _sources_query(tx: Tx, embedding_space_id: int | None, status: str | None) -> Any:
     reg = tx.t.source_registry
-    query = select(reg).order_by(reg.c.source_id).limit(limit).offset(offset)
+    visible = _visible_status(tx, embedding_space_id)
+    columns = [column for column in reg.c if column.name != "status"]
+    query = select(*columns, visible)
     if status:
-        query = query.where(reg.c.status == status)
+        query = query.where(visible == status)
+    return query
+
+
+def list_sources(
+    tx: Tx,
+    *,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    embedding_space_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Registry rows with their visible status (see :data:`VISIBLE_STATUSES`) in ``embedding_space_id``."""
+    reg = tx.t.source_registry
+    query = _sources_query(tx, embedding_space_id, status).order_by(reg.c.source_id).limit(limit).offset(offset)
     return [source_json(row) for row in tx.execute(query)]
 
 
-def count_sources(tx: Tx, *, status: str | None = None) -> int:
-    reg = tx.t.source_registry
-    query = select(func.count()).select_from(reg)
-    if status:
-        query = query.where(reg.c.status == status)
-    return int(tx.execute(query).scalar_one())
+def count_sources(tx: Tx, *, status: str | None = None, embedding_space_id: int | None = None) -> int:
+    query = _sources_query(tx, embedding_space_id, status).subquery()
+    return int(tx.execute(select(func.count()).select_from(query)).scalar_one())
 
 
-def get_source(tx: Tx, source_id: str) -> dict[str, Any] | None:
+def get_source(tx: Tx, source_id: str, *, embedding_space_id: int | None = None) -> dict[str, Any] | None:
     reg = tx.t.source_registry
-    row = tx.execute(select(reg).where(reg.c.source_id == source_id)).first()
+    row = tx.execute(_sources_query(tx, embedding_space_id, None).where(reg.c.source_id == source_id)).first()
     return source_json(row) if row is not None else None
 
 
-def source_counts(tx: Tx) -> dict[str, int]:
+def source_counts(tx: Tx, *, embedding_space_id: int | None = None) -> dict[str, int]:
+    query = _sources_query(tx, embedding_space_id, None).subquery()
+    rows = tx.execute(select(query.c.status, func.count()).group_by(query.c.status))
+    return {row[0]: int(row[1]) for row in rows}
+
+
+def missing_ids(tx: Tx, source_ids: Collection[str]) -> list[str]:
     reg = tx.t.source_registry
-    return {row[0]: int(row[1]) for row in tx.execute(select(reg.c.status, func.count()).group_by(reg.c.status))}
+    found = set(tx.execute(select(reg.c.source_id).where(reg.c.source_id.in_(list(source_ids)))).scalars())
+    return [source_id for source_id in source_ids if source_id not in found]
