@@ -40,7 +40,7 @@ from holocron.store.embeddings import count_current_embeddings
 from holocron.store.evidence import save_bundle
 from holocron.store.migrate import current_revision, head_revision
 from holocron.store.runs import (
-    close_dead_runs,
+    close_expired_runs,
     count_runs,
     finish_run,
     get_run,
@@ -354,7 +354,7 @@ class Holocron:
             log.warning(warning)
         calls_before = self.provider.stats.calls
         with self.db.write() as tx:
-            close_dead_runs(tx)
+            close_expired_runs(tx)
         run_id = start_run(
             self.db,
             "INDEX",
@@ -540,7 +540,7 @@ class Holocron:
     def close_dead_runs(self) -> int:
         """Close as FAILED the runs whose process died; returns how many."""
         with self.db.write() as tx:
-            return close_dead_runs(tx)
+            return close_expired_runs(tx)
 
     def runs(self, *, job_id: int | None = None, limit: int = 50, offset: int = 0) -> Listing:
         """Runs (index runs and job executions), newest first; runs of dead processes are closed first."""

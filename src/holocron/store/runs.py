@@ -51,7 +51,7 @@ def start_run(
                 started_utc=utcnow(),
                 host=HOST,
                 pid=os.getpid(),
-                # A job's run lives as long as the job's own lease (see close_dead_runs); others renew theirs.
+                # A job's run lives as long as the job's own lease (see close_expired_runs); others renew theirs.
                 lease_expires_utc=None if job_id is not None else utcnow() + RUN_LEASE,
             )
         )
@@ -73,7 +73,7 @@ def renew_run(db: Database, run_id: str) -> bool:
 @contextmanager
 def keep_alive(db: Database, run_id: str) -> Iterator[None]:
     """Renew the run's lease from a background thread while the block runs, so a run whose process dies
-    (SIGKILL, power loss) is closed as FAILED by the next :func:`close_dead_runs` instead of staying RUNNING."""
+    (SIGKILL, power loss) is closed as FAILED by the next :func:`close_expired_runs` instead of staying RUNNING."""
     stop = threading.Event()
 
     def beat() -> None:
@@ -102,7 +102,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def close_dead_runs(tx: Tx) -> int:
+def close_expired_runs(tx: Tx) -> int:
     """Close as FAILED every RUNNING run whose process is gone. Returns how many were closed.
 
     A run is dead when its lease ran out, when its process on this host no longer exists, or (a job's run)
