@@ -1,4 +1,5 @@
-"""The HTTP API through the real ASGI app: every resource, auth beyond loopback, validation and pagination.
+"""The HTTP API through the real ASGI app: every resource, auth beyond loopback, validation, pagination, and
+searches served side by side.
 
 A deterministic hashing provider stands in for the model (the API's contract does not depend on the model); the
 pages are indexed by the real pipeline.
@@ -7,21 +8,30 @@ pages are indexed by the real pipeline.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import func, select
 
 from holocron.api import create_app
-from holocron.api.auth import AuthConfigError, is_loopback
+from holocron.api.auth import AuthConfigError
 from holocron.config import Settings
-from holocron.embedding.base import ModelIdentity, ProviderStats, Purpose
+from holocron.embedding.base import EmbeddingProvider, ModelIdentity, ProviderStats, Purpose
+from holocron.embedding.local import LocalProvider
+from holocron.net import is_loopback
 from holocron.service import Holocron
 from holocron.store.schema import JOB_STATUSES
+from servers import UvicornThread
 
 DIMS = 32
 
@@ -88,16 +98,42 @@ def add_jobs(holo: Holocron, space_id: int) -> dict[str, int]:
     return ids
 
 
-@pytest.fixture()
-def holo(tmp_path: Path) -> Iterator[Holocron]:
+class GatedProvider(HashProvider):
+    """Once ``gated``, a query waits inside the model until ``release`` is set (``waiting`` says it is there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gated = False
+        self.waiting = threading.Event()
+        self.release = threading.Event()
+
+    def embed(self, texts: Sequence[str], purpose: Purpose = Purpose.DOCUMENT) -> np.ndarray:
+        if self.gated and purpose is Purpose.QUERY:
+            self.waiting.set()
+            if not self.release.wait(120):
+                raise RuntimeError("the test never released the model")
+        return super().embed(texts, purpose)
+
+
+@contextmanager
+def indexed_holocron(
+    tmp_path: Path, database_url: str | None = None, provider: EmbeddingProvider | None = None
+) -> Iterator[Holocron]:
+    """PAGES ingested from tmp_path/pages (outside the data home) and indexed, on the given database."""
     pages = tmp_path / "pages"
-    pages.mkdir()
+    pages.mkdir(exist_ok=True)
     for name, text in PAGES.items():
         (pages / name).write_text(text)
-    settings = Settings(home=tmp_path / "home", embed_batch_size=8)
-    with Holocron(settings, provider=HashProvider()) as h:
+    settings = Settings(home=tmp_path / "home", database_url=database_url, embed_batch_size=8)
+    with Holocron(settings, provider=provider or HashProvider()) as h:
         h.ingest([pages])
         h.index()
+        yield h
+
+
+@pytest.fixture()
+def holo(tmp_path: Path) -> Iterator[Holocron]:
+    with indexed_holocron(tmp_path) as h:
         yield h
 
 
@@ -262,19 +298,25 @@ def test_token_required_beyond_loopback(holo: Holocron) -> None:
     app = create_app(holo, host="0.0.0.0")
     with TestClient(app) as c:
         assert c.get("/health").status_code == 200
-        for method, path in [
-            ("GET", "/api/status"),
-            ("GET", "/api/sources"),
-            ("GET", "/api/jobs"),
-            ("GET", "/metrics"),
-            ("GET", "/openapi.json"),
-            ("POST", "/api/search"),
-            ("POST", "/api/jobs/1/retry"),
-        ]:
+        assert c.get("/ready").status_code == 200
+        for n, (method, path) in enumerate(
+            [
+                ("GET", "/api/status"),
+                ("GET", "/api/sources"),
+                ("GET", "/api/jobs"),
+                ("GET", "/metrics"),
+                ("GET", "/openapi.json"),
+                ("POST", "/api/search"),
+                ("POST", "/api/jobs/1/retry"),
+                ("DELETE", "/api/sources/files:pages/tea.md"),
+            ]
+        ):
             response = c.request(method, path)
             assert response.status_code == 401, path
             assert response.headers["www-authenticate"] == "Bearer"
-            assert c.request(method, path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            # From an address of its own each time: failed logins are rate-limited per address.
+            wrong = TestClient(app, client=(f"203.0.113.{n + 1}", 40000))
+            assert wrong.request(method, path, headers={"Authorization": "Bearer wrong"}).status_code == 401
         good = {"Authorization": f"Bearer {token}"}
         assert c.get("/api/status", headers=good).status_code == 200
         assert c.get("/metrics", headers=good).status_code == 200
@@ -299,3 +341,119 @@ def test_settings_target_opens_its_own_library(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as c:
         assert c.get("/api/spaces").json()["total"] == 0
         assert c.get("/api/status").json()["queue"]["total"] == 0
+
+
+# --- searches side by side --------------------------------------------------------------------------------------
+
+
+def test_searches_run_side_by_side(db_url: str, tmp_path: Path) -> None:
+    """A search waiting inside the model holds nothing that a keyword search needs: the second one is answered
+    while the first is still in flight, over real HTTP."""
+    provider = GatedProvider()
+    with indexed_holocron(tmp_path, db_url, provider) as holo:
+        server = UvicornThread(create_app(holo))
+        slow: dict[str, httpx.Response] = {}
+
+        def vector_search() -> None:
+            body = {"query": "green tea picking", "mode": "vector", "k": 2}
+            slow["response"] = httpx.post(f"{server.url}/api/search", json=body, timeout=120)
+
+        thread = threading.Thread(target=vector_search)
+        try:
+            provider.gated = True
+            thread.start()
+            assert provider.waiting.wait(60), "the vector search never reached the model"
+            quick = httpx.post(
+                f"{server.url}/api/search", json={"query": "honey bees hive", "mode": "keyword"}, timeout=60
+            )
+            assert quick.status_code == 200, quick.text
+            assert quick.json()["hits"][0]["title"] == "Bees"
+            assert thread.is_alive() and "response" not in slow  # the first search is still waiting
+        finally:
+            provider.release.set()
+            thread.join(60)
+            server.stop()
+        assert slow["response"].status_code == 200, slow["response"].text
+        assert slow["response"].json()["hits"][0]["title"] == "Tea"
+
+
+def test_query_log_is_written_after_the_search(tmp_path: Path) -> None:
+    """While a logged search runs, SQLite's write lock stays free (another writer takes it at once); the
+    retrieval and its hits are written afterwards, in a transaction of their own."""
+    provider = GatedProvider()
+    with indexed_holocron(tmp_path, provider=provider) as holo:
+        assert holo.db.sqlite_path is not None
+        server = UvicornThread(create_app(holo))
+        done: dict[str, httpx.Response] = {}
+
+        def hybrid_search() -> None:
+            body = {"query": "green tea picking", "mode": "hybrid", "k": 2, "log": True}
+            done["response"] = httpx.post(f"{server.url}/api/search", json=body, timeout=120)
+
+        thread = threading.Thread(target=hybrid_search)
+        try:
+            provider.gated = True
+            thread.start()
+            assert provider.waiting.wait(60), "the search never reached the model"
+            other = sqlite3.connect(holo.db.sqlite_path, timeout=0, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # 'database is locked' at once if the search held the lock
+                other.execute("COMMIT")
+            finally:
+                other.close()
+        finally:
+            provider.release.set()
+            thread.join(60)
+            server.stop()
+        response = done["response"]
+        assert response.status_code == 200, response.text
+        r, h = holo.db.t.retrieval, holo.db.t.retrieval_hit
+        retrieval_id = response.json()["retrieval_id"]
+        with holo.db.read() as tx:
+            assert tx.execute(select(func.count()).select_from(r).where(r.c.retrieval_id == retrieval_id)).scalar()
+            hits = tx.execute(select(func.count()).select_from(h).where(h.c.retrieval_id == retrieval_id)).scalar()
+        assert hits == len(response.json()["hits"]) > 0
+
+
+class _OneAtATime:
+    """A stand-in for the sentence-transformers model that notices two ``encode`` calls inside it at once."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.overlapped = False
+        self.first_inside = threading.Event()
+        self.second_inside = threading.Event()
+        self._count = threading.Lock()
+
+    def encode(self, inputs: list[str], **_options: Any) -> np.ndarray:
+        with self._count:
+            self.inside += 1
+            first = self.inside == 1
+        try:
+            if first:
+                self.first_inside.set()
+                # A second call that got past the provider's lock would arrive now.
+                self.overlapped = self.second_inside.wait(2)
+            else:
+                self.overlapped = True
+                self.second_inside.set()
+            return np.ones((len(inputs), 384), dtype=np.float32)
+        finally:
+            with self._count:
+                self.inside -= 1
+
+
+def test_local_provider_makes_one_model_call_at_a_time() -> None:
+    provider = LocalProvider()
+    model = _OneAtATime()
+    provider.__dict__["model"] = model  # the cached model, never loaded
+    first = threading.Thread(target=provider.embed, args=(["one"],))
+    first.start()
+    assert model.first_inside.wait(30)
+    second = threading.Thread(target=provider.embed, args=(["two"],))
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert not first.is_alive() and not second.is_alive()
+    assert not model.overlapped, "two threads were inside the model at once"
+    assert provider.stats.calls == 2

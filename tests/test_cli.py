@@ -328,8 +328,10 @@ def test_search_json_has_the_api_fields(indexed: dict[str, Any], model_url: str)
     with api_client(home, model_url) as client:
         api = client.post("/api/search", json={"query": "green tea picking", "mode": "keyword", "k": 2}).json()
     assert set(api) == set(body) and set(api["hits"][0]) == set(top)
-    for key in ("chunk_id", "source_id", "start_offset", "end_offset", "evidence_id", "source_ref", "score"):
+    for key in ("chunk_id", "source_id", "start_offset", "end_offset", "evidence_id", "score"):
         assert api["hits"][0][key] == top[key], key
+    # The API shows file locations relative to the data home, the CLI as stored.
+    assert api["hits"][0]["source_ref"] == {**top["source_ref"], "uri": "pages/tea.md"}
 
 
 def test_search_filters_and_an_empty_result(indexed: dict[str, Any]) -> None:
@@ -429,7 +431,8 @@ def test_runs_list_and_show_json(indexed: dict[str, Any], model_url: str) -> Non
     assert_one_vocabulary(shown)
     with api_client(home, model_url) as client:
         api = client.get(f"/api/runs/{first['run_id']}").json()
-    assert api == shown
+    relative = [{**a, "uri": a["uri"].removeprefix(home.resolve().as_uri() + "/")} for a in shown["artifacts"]]
+    assert api == {**shown, "artifacts": relative}  # the API shows file locations relative to the data home
     assert cli_json(home, "runs", "list", "--job", "999") == []
     assert "no run" in cli_error(home, "runs", "show", "nope")
     table = cli(home, "runs", "show", first["run_id"]).stdout

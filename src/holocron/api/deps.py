@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPBearer
 from prometheus_client import CollectorRegistry
 
 from holocron.api.auth import Auth
-from holocron.api.models import DEFAULT_LIMIT, MAX_LIMIT
+from holocron.api.models import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, MAX_OFFSET, LocalPaths
 from holocron.jobs.queue import JobQueue
 from holocron.service import Holocron
 
@@ -21,13 +20,14 @@ bearer = HTTPBearer(auto_error=False, description="HOLOCRON_API_TOKEN; required 
 
 @dataclass
 class ServerState:
-    """What every request shares: one library per process, with a lock around the model."""
+    """What every request shares: one library per process (searches run side by side; a provider that cannot
+    embed two batches at once serialises its own model calls)."""
 
     holocron: Holocron
     auth: Auth
     registry: CollectorRegistry
+    paths: LocalPaths
     owns_holocron: bool = False
-    model_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def queue(self) -> JobQueue:
@@ -50,9 +50,11 @@ class Paging:
 
 def paging(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
 ) -> Paging:
     return Paging(limit, offset)
 
 
 PageParams = Annotated[Paging, Depends(paging)]
+
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]

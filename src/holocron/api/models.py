@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from holocron.retrieval.filters import SearchFilters
 
@@ -16,8 +19,159 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
+MAX_OFFSET = 2**63 - 1
+"""The largest ``offset`` and id a request may name: the store's integers are signed 64-bit."""
+MAX_ID = 2**63 - 1
+MAX_JSON_DEPTH = 32
+"""How deeply a job's ``input`` may nest (every payload is a flat object of lists and numbers)."""
+MAX_PAYLOAD_INT = 2**31 - 1
+"""Integers in a job's ``input`` are space ids, sizes and counts: a 32-bit column holds every one of them."""
 
 SearchMode = Literal["vector", "keyword", "hybrid"]
+
+
+# --- strings the store can hold -------------------------------------------------------------------------------
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (PostgreSQL refuses NUL, no engine takes lone surrogates)."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (it holds a lone surrogate)"
+    return None
+
+
+def _storable(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+"""A request string that every engine can store and search (no NUL, no lone surrogates)."""
+
+
+def json_problem(value: Any, depth: int = 0) -> str | None:
+    """Why a free-form JSON value cannot be stored as a job's input, or None when it can."""
+    if depth > MAX_JSON_DEPTH:
+        return f"nests deeper than {MAX_JSON_DEPTH} levels"
+    if isinstance(value, str):
+        return text_problem(value)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if -MAX_PAYLOAD_INT <= value <= MAX_PAYLOAD_INT else f"holds an integer beyond ±{MAX_PAYLOAD_INT}"
+    if isinstance(value, float):
+        return None if value == value and abs(value) != float("inf") else "holds a number that is not finite"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            problem = json_problem(str(key), depth + 1) or json_problem(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        for item in value:
+            problem = json_problem(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"holds a {type(value).__name__}, which is not JSON"
+
+
+# --- local file locations -------------------------------------------------------------------------------------
+
+PATH_KEYS = frozenset({"uri", "url", "request_uri", "lake_uri", "path", "file", "folder", "location"})
+"""Keys whose absolute values are file locations, wherever they appear in a response."""
+TEXT_KEYS = frozenset({"error", "last_error", "reason", "detail", "message"})
+"""Keys whose free text may quote a file location."""
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
+_FILE_URI_IN_TEXT = re.compile(r"file:/[^\s'\"<>)\]]*")
+
+
+class LocalPaths:
+    """Keeps this machine's absolute paths out of API responses.
+
+    A ``file:`` URI or an absolute path becomes a path relative to the data home (or the lake folder) when it
+    lies there; otherwise the source's own name (its ``resource_id``) or the file's name. The store keeps the
+    full locations; only what the API shows is rewritten.
+    """
+
+    def __init__(self, roots: Iterable[Path]) -> None:
+        found: dict[str, None] = {}
+        for root in roots:
+            for form in (root.absolute(), root.resolve()):
+                found[form.as_posix().rstrip("/") or "/"] = None
+        # A root inside another (the lake inside the home) adds nothing: its files are shown relative to the outer.
+        outer = [r for r in found if not any(o != r and (o == "/" or r.startswith(o + "/")) for o in found)]
+        self.roots = sorted(outer, key=len, reverse=True)
+
+    @classmethod
+    def of(cls, home: Path, lake: Path) -> LocalPaths:
+        return cls([home, lake])
+
+    @staticmethod
+    def _local_path(value: str) -> str | None:
+        """The filesystem path ``value`` names (a ``file:`` URI or an absolute path), else None."""
+        if value[:5].lower() == "file:":
+            parts = urlsplit(value)
+            path = unquote(parts.path)
+            return path if path else None
+        if value.startswith("/") or _WINDOWS_PATH.match(value):
+            return value
+        return None
+
+    def location(self, value: str, name: str | None = None) -> str:
+        """``value`` as the API shows it: relative to a root, else ``name``, else the file's own name."""
+        path = self._local_path(value)
+        if path is None:
+            return value
+        posix = path.replace("\\", "/")
+        for root in self.roots:
+            if posix == root:
+                return "."
+            prefix = root if root.endswith("/") else root + "/"
+            if posix.startswith(prefix):
+                return posix[len(prefix) :]
+        return name or PurePosixPath(posix).name or "."
+
+    def _under_root(self, path: str) -> bool:
+        posix = path.replace("\\", "/")
+        return any(posix == root or posix.startswith(root.rstrip("/") + "/") for root in self.roots)
+
+    def text(self, value: str) -> str:
+        """Free text (an error message) with the locations in it rewritten."""
+        out = _FILE_URI_IN_TEXT.sub(lambda match: self.location(match.group(0)), value)
+        for root in self.roots:
+            if root != "/":
+                out = out.replace(root + "/", "")
+                out = re.sub(re.escape(root) + r"(?=$|[\s'\"<>:,;)\]])", ".", out)
+        return out
+
+    def public(self, value: Any, key: str | None = None, name: str | None = None) -> Any:
+        """A JSON value with every local location in it rewritten (see the class)."""
+        if isinstance(value, str):
+            if key in TEXT_KEYS:
+                return self.text(value)
+            path = self._local_path(value)
+            if path is not None and (value[:5].lower() == "file:" or key in PATH_KEYS or self._under_root(path)):
+                return self.location(value, name)
+            return value
+        if isinstance(value, Mapping):
+            own = value.get("resource_id")
+            inner = own if isinstance(own, str) and self._local_path(own) is None else name
+            return {k: self.public(v, str(k), inner) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.public(item, key, name) for item in value]
+        return value
+
+
+def _public(paths: LocalPaths | None, value: Any) -> Any:
+    return value if paths is None else paths.public(value)
+
 
 # --- one vocabulary: the API's responses and the CLI's --json output are built from the same models ----------
 # Field names are the same everywhere for the same thing: ``start_offset``/``end_offset``, ``source_ref`` and
@@ -58,10 +212,10 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source_types: list[str] = Field(default_factory=list, max_length=100)
-    source_systems: list[str] = Field(default_factory=list, max_length=100)
-    tags: list[str] = Field(default_factory=list, max_length=100)
-    source_ids: list[str] = Field(default_factory=list, max_length=1000)
+    source_types: list[Text] = Field(default_factory=list, max_length=100)
+    source_systems: list[Text] = Field(default_factory=list, max_length=100)
+    tags: list[Text] = Field(default_factory=list, max_length=100)
+    source_ids: list[Text] = Field(default_factory=list, max_length=1000)
     since: datetime | None = None
     until: datetime | None = None
 
@@ -79,12 +233,12 @@ class Filters(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=10_000, description="What to look for.")
+    query: Text = Field(min_length=1, max_length=10_000, description="What to look for.")
     k: int = Field(default=10, ge=1, le=1000, description="How many hits.")
     mode: SearchMode | None = Field(default=None, description="Default: the configured search mode.")
     filters: Filters = Field(default_factory=Filters)
     max_per_source: int | None = Field(default=None, ge=1, le=1000)
-    run_id: str | None = Field(default=None, max_length=36)
+    run_id: Text | None = Field(default=None, max_length=36, description="An existing run to attribute the query to.")
     log: bool = Field(default=True, description="Record the query and its hits in the query log.")
 
 
@@ -112,7 +266,7 @@ class HitOut(BaseModel):
     keyword_score: float | None = None
 
     @classmethod
-    def from_hit(cls, hit: Hit, source_url: str | None) -> HitOut:
+    def from_hit(cls, hit: Hit, source_url: str | None, paths: LocalPaths | None = None) -> HitOut:
         return cls(
             rank=hit.rank,
             score=hit.score,
@@ -125,7 +279,7 @@ class HitOut(BaseModel):
             text=hit.text,
             start_offset=hit.start_offset,
             end_offset=hit.end_offset,
-            source_ref=hit.source_ref,
+            source_ref=_public(paths, hit.source_ref),
             source_url=source_url,
             vector_rank=hit.vector_rank,
             vector_score=hit.vector_score,
@@ -146,7 +300,13 @@ class SearchResponse(BaseModel):
     hits: list[HitOut]
 
     @classmethod
-    def from_result(cls, result: SearchResult, source_url: Callable[[Hit], str | None] = page_url) -> SearchResponse:
+    def from_result(
+        cls,
+        result: SearchResult,
+        source_url: Callable[[Hit], str | None] = page_url,
+        paths: LocalPaths | None = None,
+    ) -> SearchResponse:
+        """``paths`` (the API's) rewrites local file locations; the CLI shows them as stored."""
         return cls(
             retrieval_id=result.retrieval_id,
             query=result.query,
@@ -154,19 +314,19 @@ class SearchResponse(BaseModel):
             mode=result.mode,
             filters=result.filters.to_json(),
             latency_ms=round(result.latency_ms, 3),
-            hits=[HitOut.from_hit(h, source_url(h)) for h in result.hits],
+            hits=[HitOut.from_hit(h, source_url(h), paths) for h in result.hits],
         )
 
 
 class EvidenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=10_000)
+    question: Text = Field(min_length=1, max_length=10_000)
     k: int | None = Field(default=None, ge=1, le=1000, description="Hits searched; default max_items.")
     mode: SearchMode | None = None
     filters: Filters = Field(default_factory=Filters)
     max_per_source: int | None = Field(default=None, ge=1, le=1000)
-    run_id: str | None = Field(default=None, max_length=36)
+    run_id: Text | None = Field(default=None, max_length=36, description="An existing run to attribute the query to.")
     max_items: int | None = Field(default=None, ge=1, le=1000)
     max_total_bytes: int | None = Field(default=None, ge=1, le=10_000_000)
     max_item_bytes: int | None = Field(default=None, ge=1, le=10_000_000)
@@ -176,11 +336,19 @@ class EvidenceRequest(BaseModel):
 class EnqueueRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    job_type: str = Field(min_length=1, max_length=30, description="CHUNK_SOURCE, EMBED_CHUNKS, REEMBED_SPACE ...")
+    job_type: Text = Field(min_length=1, max_length=30, description="CHUNK_SOURCE, EMBED_CHUNKS, REEMBED_SPACE ...")
     input: dict[str, Any] = Field(description="The job type's payload.")
     priority: int | None = Field(default=None, ge=-1000, le=1000)
-    dedupe_key: str | None = Field(default=None, max_length=500)
+    dedupe_key: Text | None = Field(default=None, max_length=500)
     max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("input")
+    @classmethod
+    def _storable_input(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = json_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class EnqueueResponse(BaseModel):
@@ -225,7 +393,13 @@ class RunOut(BaseModel):
     artifacts: list[dict[str, Any]] | None = None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], artifacts: list[dict[str, Any]] | None = None) -> RunOut:
+    def from_row(
+        cls,
+        row: dict[str, Any],
+        artifacts: list[dict[str, Any]] | None = None,
+        paths: LocalPaths | None = None,
+    ) -> RunOut:
+        """``paths`` (the API's) rewrites local file locations (artifact URIs); the CLI shows them as stored."""
         return cls(
             run_id=row["run_id"],
             run_type=row["run_type"],
@@ -237,13 +411,32 @@ class RunOut(BaseModel):
             model_name=row["model_name"],
             model_tag=row.get("model_tag"),
             model_digest=row.get("model_digest"),
-            options=row["options_json"] or {},
-            metrics=row["metrics_json"] or {},
-            error=row["error"],
+            options=_public(paths, row["options_json"] or {}),
+            metrics=_public(paths, row["metrics_json"] or {}),
+            error=_public(paths, {"error": row["error"]})["error"],
             started_utc=row["started_utc"],
             completed_utc=row["completed_utc"],
-            artifacts=artifacts,
+            artifacts=_public(paths, artifacts),
         )
+
+
+class SourceOut(BaseModel):
+    """One registered source; from the API its locations are relative to the data home (see LocalPaths)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source_id: str
+    source_type: str
+    source_system: str
+    title: str | None = None
+    status: str
+    error: str | None = None
+    source_ref: dict[str, Any] = Field(description="Where it came from: ``uri`` (relative) and ``resource_id``.")
+    tags: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], paths: LocalPaths | None = None) -> SourceOut:
+        return cls(**_public(paths, row))
 
 
 class Health(BaseModel):

@@ -31,7 +31,10 @@ def serve(
             "--host",
             envvar="HOLOCRON_API_HOST",
             metavar="ADDRESS",
-            help="Address to listen on (default: 127.0.0.1). Beyond loopback HOLOCRON_API_TOKEN must be set.",
+            help=(
+                "Address to listen on (default: 127.0.0.1). Beyond loopback HOLOCRON_API_TOKEN (16 characters or "
+                "more) must be set."
+            ),
         ),
     ] = None,
     port: Annotated[
@@ -47,7 +50,8 @@ def serve(
 ) -> None:
     """Serve the HTTP API, the dashboard and /metrics.
 
-    Beyond loopback every request needs the bearer token in HOLOCRON_API_TOKEN.
+    Beyond loopback every request but /health and /ready needs the bearer token in HOLOCRON_API_TOKEN. A token
+    that is blank, shorter than 16 characters or padded with whitespace is refused, and so is starting then.
     """
     import uvicorn
 

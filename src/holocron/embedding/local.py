@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -75,7 +76,12 @@ def _sha256_file(path: Path) -> str:
 
 
 class LocalProvider:
-    """sentence-transformers on CPU; loads lazily so that commands which never embed stay fast."""
+    """sentence-transformers on CPU; loads lazily so that commands which never embed stay fast.
+
+    One model call at a time: a lock is held around loading, ``encode`` and the tokenizer (neither the model
+    nor its Rust tokenizer may be entered by two threads at once), and around nothing else, so callers on other
+    threads (an API's keyword searches, its query log) go on meanwhile.
+    """
 
     provider_name = "local"
 
@@ -88,6 +94,7 @@ class LocalProvider:
         preprocess: PreprocessPolicy | None = None,
         device: str = "cpu",
         batch_tokens: int | None = None,
+        threads: int | None = None,
     ) -> None:
         self.model_name = model_name
         self.model_path = model_path or bundled_model_path()
@@ -97,7 +104,9 @@ class LocalProvider:
         self.batch_tokens = batch_tokens  # None: batches by count only (sentence-transformers' own batching)
         self.preprocess = preprocess or PreprocessPolicy()
         self.device = device
+        self.threads = threads  # torch's threads when the model loads; None: one per core
         self.stats = ProviderStats()
+        self._model_lock = threading.RLock()
 
     @cached_property
     def model(self) -> Any:
@@ -107,7 +116,7 @@ class LocalProvider:
 
         transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(self.threads or max(1, os.cpu_count() or 1))
         return SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
 
     @cached_property
@@ -131,8 +140,9 @@ class LocalProvider:
         )
 
     def _probed_identity(self) -> ModelIdentity:
-        model = self.model
-        probe = np.asarray(model.encode(["dimension probe"], convert_to_numpy=True), dtype=np.float32)
+        with self._model_lock:
+            model = self.model
+            probe = np.asarray(model.encode(["dimension probe"], convert_to_numpy=True), dtype=np.float32)
         return ModelIdentity(
             provider=self.provider_name,
             model_name=self.model_name,
@@ -172,18 +182,20 @@ class LocalProvider:
         return vectors
 
     def _encode(self, inputs: list[str]) -> Matrix:
-        vectors = self.model.encode(
-            inputs,
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-            normalize_embeddings=False,
-        )
+        with self._model_lock:
+            vectors = self.model.encode(
+                inputs,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+                normalize_embeddings=False,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        tokenizer = self.model.tokenizer
-        encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        with self._model_lock:
+            tokenizer = self.model.tokenizer
+            encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def close(self) -> None:

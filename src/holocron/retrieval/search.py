@@ -187,7 +187,7 @@ class Searcher:
             "timing_ms": {name: round(value, 3) for name, value in timing.items()},
         }
         retrieval_id = ""
-        if log:
+        if log:  # after ranking, in a short write transaction of its own: searching never holds the write lock
             retrieval_id = log_retrieval(
                 self.db,
                 embedding_space_id=self.space.embedding_space_id,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from holocron.api.deps import PageParams, State
+from holocron.api.deps import JobId, PageParams, State
 from holocron.api.models import EnqueueRequest, EnqueueResponse, JobIds, Page
 from holocron.jobs.models import JobStatus, JobType
 from holocron.observability.metrics import record_job_retry
@@ -23,15 +23,15 @@ def list_jobs(
 ) -> Page[dict[str, Any]]:
     items = state.queue.list(statuses=status, types=job_type, limit=page.limit, offset=page.offset)
     total = state.queue.count(statuses=status, types=job_type)
-    return Page[dict[str, Any]].of([job.to_json() for job in items], total, page.limit, page.offset)
+    return Page[dict[str, Any]].of([state.paths.public(job.to_json()) for job in items], total, page.limit, page.offset)
 
 
 @router.get("/{job_id}", summary="One job.", responses={404: {"description": "No such job."}})
-def get_job(job_id: int, state: State) -> dict[str, Any]:
+def get_job(job_id: JobId, state: State) -> dict[str, Any]:
     job = state.queue.get(job_id)
     if job is None:
         raise HTTPException(status_code=404, detail=f"no job {job_id}")
-    out: dict[str, Any] = job.to_json()
+    out: dict[str, Any] = state.paths.public(job.to_json())
     return out
 
 
@@ -47,7 +47,7 @@ def enqueue(body: EnqueueRequest, state: State) -> EnqueueResponse:
         )
     except ValueError as exc:  # an unknown type or a payload its schema rejects; nothing was stored
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    return EnqueueResponse(job=done.job.to_json(), created=done.created)
+    return EnqueueResponse(job=state.paths.public(done.job.to_json()), created=done.created)
 
 
 def _one(job_id: int, state: State, changed: list[int], verb: str) -> JobIds:
@@ -65,7 +65,7 @@ def _one(job_id: int, state: State, changed: list[int], verb: str) -> JobIds:
     summary="Put a DEADLETTER, FAILED or CANCELLED job back to NEW with fresh attempts.",
     responses={404: {"description": "No such job."}, 409: {"description": "The job is in another state."}},
 )
-def retry(job_id: int, state: State) -> JobIds:
+def retry(job_id: JobId, state: State) -> JobIds:
     job = state.queue.get(job_id)
     changed = state.queue.retry([job_id])
     if changed and job is not None:
@@ -79,5 +79,5 @@ def retry(job_id: int, state: State) -> JobIds:
     summary="Cancel an unfinished job.",
     responses={404: {"description": "No such job."}, 409: {"description": "The job has finished already."}},
 )
-def cancel(job_id: int, state: State) -> JobIds:
+def cancel(job_id: JobId, state: State) -> JobIds:
     return _one(job_id, state, state.queue.cancel([job_id]), "cancelled")

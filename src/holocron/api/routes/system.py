@@ -23,7 +23,7 @@ def health() -> Health:
     "/ready",
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "The database does not answer."}},
-    summary="Readiness: the database answers.",
+    summary="Readiness: the database answers (no token needed).",
 )
 def ready(state: State) -> Any:
     try:
@@ -41,4 +41,5 @@ def metrics(state: State) -> Response:
 
 @router.get("/api/status", summary="The overview: queue, runs, errors, spaces, sources and throughput.")
 def status(state: State) -> dict[str, Any]:
-    return state.holocron.overview()
+    out: dict[str, Any] = state.paths.public(state.holocron.overview())
+    return out

@@ -1,5 +1,6 @@
 // Holocron dashboard: polls /api/status and redraws in place; retry buttons and the search box call the API.
-// Same-origin requests carry the session cookie, so no token ever lives in this script.
+// Same-origin requests carry the session cookie, so no token ever lives in this script. The page runs under a
+// Content-Security-Policy of this server's own script and stylesheet only: no inline code or styles.
 "use strict";
 
 const POLL_MS = 3000;
@@ -163,5 +164,7 @@ document.addEventListener("click", (event) => {
   if (button) retry(button);
 });
 document.getElementById("search-form").addEventListener("submit", search);
+// The page's Content-Security-Policy admits no inline styles: server-rendered bars carry their width as data.
+for (const bar of document.querySelectorAll("[data-width]")) bar.style.width = `${bar.dataset.width}%`;
 drawChart(JSON.parse(document.getElementById("initial-overview").textContent).throughput);
 setInterval(refresh, POLL_MS);
