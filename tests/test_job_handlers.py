@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import os
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from holocron.config import Settings
 from holocron.embedding.base import EmbeddingError, ModelIdentity, ProviderStats, Purpose
 from holocron.embedding.local import LocalProvider
 from holocron.jobs import JobQueue, JobStatus, JobType, Worker, WorkerOptions, WorkerReport, drift
+from holocron.jobs.worker import fit_torch_threads, torch_threads_for
 from holocron.service import Holocron
 from holocron.vectors import Matrix
 
@@ -112,6 +116,12 @@ def drain(holo: Holocron, queue: JobQueue | None = None) -> WorkerReport:
 def rows(holo: Holocron, table: Any) -> list[Any]:
     with holo.db.read() as tx:
         return list(tx.execute(select(table)).all())
+
+
+def source_ids(holo: Holocron) -> dict[str, str]:
+    """File name -> source id, for the pages."""
+    ids = [r.source_id for r in rows(holo, holo.db.t.source_registry)]
+    return {source_id.rsplit("/", 1)[-1]: source_id for source_id in ids}
 
 
 def run_types(holo: Holocron) -> dict[str, str]:
@@ -204,6 +214,150 @@ def test_an_embedding_error_is_retried_and_writes_no_duplicates(
         assert per_chunk and {n for _, n in per_chunk} == {1}
 
 
+# --- settings travel with the job -----------------------------------------------------------------------------
+
+LONG_PAGES = {
+    f"long-{n}.md": f"# Page {n}\n\n"
+    + " ".join(f"Sentence {i} of page {n} tells of the spice mines and the ice fields." for i in range(80))
+    for n in range(2)
+}
+
+
+def make_with(db_url: str, home: Path, provider: Any, **settings: Any) -> Holocron:
+    return Holocron(Settings(database_url=db_url, home=home, **settings), provider=provider)  # type: ignore[call-arg]
+
+
+@pytest.mark.model
+def test_chunk_source_chunks_with_the_policy_it_was_queued_with(
+    db_url: str, tmp_path: Path, provider: LocalProvider
+) -> None:
+    folder = tmp_path / "long"
+    folder.mkdir()
+    for name, text in LONG_PAGES.items():
+        (folder / name).write_text(text)
+    with make_with(db_url, tmp_path / "a", provider, chunk_size=400, chunk_overlap=40) as enqueuer:
+        report = enqueuer.ingest([folder], enqueue=True)
+        policy_a = enqueuer.chunk_policy()
+    assert len(report.enqueued) == 1
+    queued = JobQueue(enqueuer.db).get(report.enqueued[0])
+    assert queued is not None and queued.input["chunk_policy"] == policy_a.to_json()
+
+    # A worker configured otherwise chunks exactly as the enqueuer asked, and never re-chunks it its own way.
+    with make_with(db_url, tmp_path / "b", provider, chunk_size=900, chunk_overlap=90) as worker:
+        policy_b = worker.chunk_policy()
+        assert policy_b.version != policy_a.version
+        options = WorkerOptions(worker_id="w", types=[JobType.CHUNK_SOURCE], drain=True)
+        assert Worker(worker, options).run().succeeded == 1
+        chunks = rows(worker, worker.db.t.chunk)
+        assert chunks and {c.policy_version for c in chunks} == {policy_a.version}
+        registry = rows(worker, worker.db.t.source_registry)
+        assert {r.chunk_policy_version for r in registry} == {policy_a.version}
+        manifests = [a for a in assert_artifacts_match(worker) if a.artifact_type == "chunk_manifest"]
+        assert [json.loads(Path(unquote(urlparse(a.uri).path)).read_text())["policy"] for a in manifests] == [
+            policy_a.to_json()
+        ]
+
+        # A payload from before policies travelled (none in it) falls back to the worker's own.
+        old = JobQueue(worker.db).enqueue(
+            JobType.CHUNK_SOURCE,
+            {"space_id": worker.space.embedding_space_id, "source_ids": [r.source_id for r in registry]},
+        )
+        assert "chunk_policy" not in {k for k, v in old.job.input.items() if v is not None}
+        assert Worker(worker, options).run().succeeded == 1
+        assert {c.policy_version for c in rows(worker, worker.db.t.chunk)} == {policy_b.version}
+
+
+@pytest.mark.model
+def test_jobs_enqueue_fixes_the_configured_policy_in_a_chunk_source_payload(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from holocron.cli.app import app
+
+    for name in [n for n in os.environ if n.startswith("HOLOCRON_") and n != "HOLOCRON_TEST_PG_URL"]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOLOCRON_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("HOLOCRON_CHUNK_SIZE", "500")
+    monkeypatch.setenv("HOLOCRON_CHUNK_OVERLAP", "50")
+    home = tmp_path / "home"
+    args = ["--database-url", db_url, "--home", str(home), "jobs", "enqueue", "CHUNK_SOURCE", "--json"]
+    done = CliRunner().invoke(app, [*args, "--payload", json.dumps({"source_ids": ["files:a.md"]})])
+    assert done.exit_code == 0, done.output
+    queued = json.loads(done.stdout)["job"]["input"]
+    assert queued["chunk_policy"] == {
+        "algorithm": "window-v1",
+        "chunk_size": 500,
+        "overlap": 50,
+        "max_chunks": 1000,
+        "version": "window-v1:500/50",
+    }
+
+
+def test_a_chunk_policy_in_a_payload_is_checked_when_queued(holo: Holocron) -> None:
+    from holocron.jobs import InvalidPayloadError
+
+    payload = {"space_id": 1, "source_ids": ["files:a.md"]}
+    queue = JobQueue(holo.db)
+    bad = {"algorithm": "window-v1", "chunk_size": 100, "overlap": 100, "max_chunks": 10}
+    with pytest.raises(InvalidPayloadError, match="chunk_policy"):
+        queue.enqueue(JobType.CHUNK_SOURCE, {**payload, "chunk_policy": bad})
+    lying = {"algorithm": "window-v1", "chunk_size": 100, "overlap": 10, "max_chunks": 10, "version": "window-v1:5/1"}
+    with pytest.raises(InvalidPayloadError, match="version"):
+        queue.enqueue(JobType.CHUNK_SOURCE, {**payload, "chunk_policy": lying})
+
+
+@pytest.mark.model
+def test_retrieve_test_searches_with_the_workers_settings_and_matches_ids_exactly(
+    db_url: str, tmp_path: Path, holo: Holocron, pages: Path, provider: LocalProvider
+) -> None:
+    holo.ingest([pages])
+    holo.index()
+    space = holo.space.embedding_space_id
+    kessel = source_ids(holo)["kessel.md"]
+    query = "Where are the spice mines?"
+    queue = JobQueue(holo.db)
+    suffix = queue.enqueue(
+        JobType.RETRIEVE_TEST, {"space_id": space, "queries": [query], "expect": {query: "kessel.md"}}
+    )
+    exact = queue.enqueue(JobType.RETRIEVE_TEST, {"space_id": space, "queries": [query], "expect": {query: kessel}})
+    with make_with(db_url, tmp_path / "keyword", provider, search_mode="keyword", rrf_k=7) as worker:
+        assert Worker(worker, WorkerOptions(worker_id="w", drain=True)).run().succeeded == 2
+    by_suffix, by_id = queue.get(suffix.job.job_id), queue.get(exact.job.job_id)
+    assert by_suffix is not None and by_suffix.result is not None and by_id is not None and by_id.result is not None
+    assert by_suffix.result["expectations_met"] == 0 and by_suffix.result["passed"] is False  # a suffix is no id
+    assert by_id.result["expectations_met"] == 1 and by_id.result["passed"] is True
+    retrievals = rows(holo, holo.db.t.retrieval)
+    assert len(retrievals) == 2 and {r.mode for r in retrievals} == {"keyword"}  # the worker's search mode
+
+
+# --- torch threads ---------------------------------------------------------------------------------------------
+
+
+def test_torch_threads_share_the_cores_between_slots() -> None:
+    assert torch_threads_for(1, cores=16) == 16
+    assert torch_threads_for(4, cores=16) == 4
+    assert torch_threads_for(3, cores=16) == 5
+    assert torch_threads_for(32, cores=16) == 1  # never none
+    assert torch_threads_for(2) >= 1
+
+
+def test_a_worker_gives_its_local_model_its_share_of_the_cores(db_url: str, tmp_path: Path) -> None:
+    local = LocalProvider()  # not loaded: the threads apply when it loads
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        with make(db_url, tmp_path, local) as instance:
+            Worker(instance, WorkerOptions(worker_id="w", drain=True, concurrency=2)).run()
+        assert local.threads == torch_threads_for(2)
+        if torch is not None:  # a model loaded earlier in this process: set at once
+            assert torch.get_num_threads() == torch_threads_for(2)
+        assert fit_torch_threads(object(), 2) is None  # not a local model: nothing to set
+    finally:
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
+
+
 # --- re-embedding, retrieval smoke test and drift --------------------------------------------------------------
 
 
@@ -215,7 +369,8 @@ def test_reembed_fills_a_second_space_and_drift_between_them_passes(
     holo.index()
     old = holo.space
     queries = ["Where are the spice mines?", "How does sourdough rise?"]
-    expect = {queries[0]: "kessel.md", queries[1]: "bread.md"}
+    ids = source_ids(holo)
+    expect = {queries[0]: ids["kessel.md"], queries[1]: ids["bread.md"]}
     queue = JobQueue(holo.db)
     smoke = queue.enqueue(
         JobType.RETRIEVE_TEST, {"space_id": old.embedding_space_id, "queries": queries, "k": 3, "expect": expect}

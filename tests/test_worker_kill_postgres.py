@@ -1,4 +1,4 @@
-"""The worker-kill test on PostgreSQL: the same test as ``test_worker_processes.py``, with the worker processes
+"""The worker-kill tests on PostgreSQL: the same tests as ``test_worker_processes.py``, with the worker processes
 sharing one fresh PostgreSQL database instead of a SQLite file.
 
 The test body and its checks are imported, not copied, so both engines are held to exactly the same contract:
@@ -16,9 +16,17 @@ from sqlalchemy import Engine, text
 from conftest import fresh_pg_database
 from holocron.store import pg_hnsw
 from holocron.store.database import Database
-from test_worker_processes import corpus, test_killed_and_stopped_workers_leave_a_whole_index
+from test_worker_processes import (
+    corpus,
+    test_a_killed_workers_job_is_back_in_the_queue_within_seconds_by_default,
+    test_killed_and_stopped_workers_leave_a_whole_index,
+)
 
-__all__ = ["corpus", "test_killed_and_stopped_workers_leave_a_whole_index"]
+__all__ = [
+    "corpus",
+    "test_a_killed_workers_job_is_back_in_the_queue_within_seconds_by_default",
+    "test_killed_and_stopped_workers_leave_a_whole_index",
+]
 
 pytestmark = [pytest.mark.model, pytest.mark.postgres]
 

@@ -87,13 +87,17 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def start_worker(runner: Path, url: str, home: Path, worker_id: str, logs: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    runner: Path, url: str, home: Path, worker_id: str, logs: Path, *, lease_seconds: float | None = LEASE_SECONDS
+) -> subprocess.Popen[bytes]:
+    """A ``holocron worker --loop`` process; ``lease_seconds=None`` runs it with the default lease."""
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "HOLOCRON_LEASE_SECONDS"},
         "HOLOCRON_EMBED_BATCH_SIZE": "4",
         "HOLOCRON_TEST_EMBED_DELAY": "1.0",
         "HOLOCRON_LOG_LEVEL": "INFO",
     }
+    lease = ["--lease-seconds", str(lease_seconds)] if lease_seconds is not None else []
     command = [
         sys.executable,
         str(runner),
@@ -105,8 +109,7 @@ def start_worker(runner: Path, url: str, home: Path, worker_id: str, logs: Path)
         "--loop",
         "--worker-id",
         worker_id,
-        "--lease-seconds",
-        str(LEASE_SECONDS),
+        *lease,
         "--poll-seconds",
         "0.5",
     ]
@@ -209,7 +212,9 @@ def check_whole_index(db: Database, space_id: int, dimensions: int, killed_job: 
     killed = next(j for j in jobs if j.job_id == killed_job)
     assert killed.attempt_count >= 2  # it ran again after its worker died
     victim_runs = [r for r in runs.values() if r.job_id == killed_job and r.worker_id == victim]
-    assert victim_runs and victim_runs[0].status == "FAILED" and "lost its lease" in victim_runs[0].error
+    # Closed by whoever noticed first: the reclaim of its job's lease, or a sweep that saw its process gone.
+    assert victim_runs and victim_runs[0].status == "FAILED"
+    assert "lost its lease" in victim_runs[0].error or "has exited" in victim_runs[0].error, victim_runs[0].error
 
     assert set(sources) == {"indexed"}
     assert chunks and all(c.run_id in runs and runs[c.run_id].run_type == "CHUNK_SOURCE" for c in chunks)
@@ -227,3 +232,43 @@ def check_whole_index(db: Database, space_id: int, dimensions: int, killed_job: 
         assert hashlib.sha256(data).hexdigest() == artifact.content_sha256
     succeeded_runs = {r.run_id for r in runs.values() if r.status == "SUCCEEDED"}
     assert succeeded_runs <= {a.run_id for a in artifacts}
+
+
+DEFAULT_LEASE_COMES_BACK_S = 45
+"""A killed worker's job must be back in the queue this soon with the default settings: the default lease
+(20 s) plus one heartbeat sweep or claim, with room to spare; under the old one-minute lease it could not be."""
+
+
+def test_a_killed_workers_job_is_back_in_the_queue_within_seconds_by_default(
+    worker_db_url: str, corpus: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    runner = tmp_path / "run_worker.py"
+    runner.write_text(RUNNER)
+    settings = Settings(database_url=worker_db_url, home=home, embed_batch_size=4)  # type: ignore[call-arg]
+    with Holocron(settings) as holo:
+        assert holo.ingest([corpus], enqueue=True).enqueued
+    db = Database(worker_db_url)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name in ("a", "b"):
+            procs[name] = start_worker(runner, worker_db_url, home, name, logs, lease_seconds=None)
+        killed_job, victim = wait_for("an EMBED_CHUNKS job in flight", lambda: embed_job_held_by(db, set(procs)), 240)
+        procs[victim].send_signal(signal.SIGKILL)
+        assert procs[victim].wait(30) == -signal.SIGKILL
+
+        def back_in_the_queue() -> bool:
+            with db.read() as tx:
+                j = tx.t.job
+                job = tx.execute(select(j.c.status, j.c.locked_by).where(j.c.job_id == killed_job)).one()
+            return job.status != "RUNNING" or job.locked_by != victim
+
+        wait_for("the killed worker's job to be reclaimed", back_in_the_queue, DEFAULT_LEASE_COMES_BACK_S, interval=0.2)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        db.dispose()

@@ -22,6 +22,8 @@ from pydantic_settings import (
 ProviderName = Literal["local", "ollama", "openai"]
 
 DEFAULT_LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_LEASE_SECONDS = 20.0
+"""Short, so that a killed worker's job comes back within seconds; heartbeats renew it every third of it."""
 
 
 def _config_file() -> Path:
@@ -98,7 +100,7 @@ class Settings(BaseSettings):
     ann_expansion_search: int = 512
     ann_save_every: int = Field(default=1_000, description="Index changes replayed before the file is saved.")
     ann_filter_exact_max: int = Field(
-        default=50_000, description="A filter allowing at most this many vectors is searched exactly."
+        default=5_000, description="A filter allowing at most this many vectors is searched exactly."
     )
     ann_filter_exact_fraction: float = Field(
         default=0.0, description="... or at most this share of the space; else HNSW's filtered search."
@@ -119,7 +121,11 @@ class Settings(BaseSettings):
 
     # Jobs
     worker_poll_seconds: float = 1.0
-    lease_seconds: float = 60.0
+    lease_seconds: float = Field(
+        default=DEFAULT_LEASE_SECONDS,
+        gt=0,
+        description="A job's lease; heartbeats renew it every third of it, a dead worker's job runs again after it.",
+    )
 
     # Server
     api_host: str = "127.0.0.1"

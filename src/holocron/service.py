@@ -274,8 +274,11 @@ class Holocron:
         source's content hash, so calling this twice queues nothing new. With no ids: every source whose
         chunks are stale under the current policy (also recovers sources whose trigger was lost in a crash).
         """
-        policy_version = self.chunk_policy().version if source_ids is None else None
-        return enqueue_indexing(self.jobs, self.space.embedding_space_id, source_ids, policy_version=policy_version)
+        policy = self.chunk_policy()  # travels in the payloads: every worker chunks with it
+        policy_version = policy.version if source_ids is None else None
+        return enqueue_indexing(
+            self.jobs, self.space.embedding_space_id, source_ids, policy_version=policy_version, policy=policy
+        )
 
     def ingest_manifest(
         self,

@@ -125,8 +125,12 @@ def state(ctx: typer.Context) -> CliState:
 
 def open_holocron(ctx: typer.Context, **overrides: Any) -> Holocron:
     from holocron.service import Holocron
+    from holocron.store.migrate import SchemaTooNewError
 
-    return Holocron(state(ctx).settings(**overrides))
+    try:
+        return Holocron(state(ctx).settings(**overrides))
+    except SchemaTooNewError as exc:  # an expected refusal: one line naming both revisions, no traceback
+        raise UserError(str(exc)) from None
 
 
 # --- output ----------------------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def worker(
             envvar="HOLOCRON_LEASE_SECONDS",
             parser=positive_number,
             metavar="SECONDS",
-            help="Lease per claim; heartbeats renew it (default: 60).",
+            help="Lease per claim; heartbeats renew it every third of it (default: lease_seconds, 20).",
         ),
     ] = None,
     concurrency: Annotated[
@@ -441,12 +441,20 @@ def enqueue(
 ) -> None:
     """Queue one job.
 
-    The payload's space field, when left out, is the configured model's space.
+    The payload's space field, when left out, is the configured model's space; a CHUNK_SOURCE payload's
+    chunk_policy, the configured policy.
 
     \b
     Example: holocron jobs enqueue DRIFT_TEST --queries-file queries.txt
     """
-    from holocron.jobs.models import PAYLOADS, InvalidPayloadError, UnknownJobTypeError, parse_job_type
+    from holocron.jobs.models import (
+        PAYLOADS,
+        ChunkPolicySpec,
+        InvalidPayloadError,
+        JobType,
+        UnknownJobTypeError,
+        parse_job_type,
+    )
 
     try:
         kind = parse_job_type(job_type)
@@ -471,6 +479,9 @@ def enqueue(
         space_field = PAYLOADS[kind].space_field
         if space_field not in data:
             data[space_field] = holo.space.embedding_space_id
+        if kind is JobType.CHUNK_SOURCE and "chunk_policy" not in data:
+            # Fixed now, as for every CHUNK_SOURCE job queued here: each worker chunks with it, not its own.
+            data["chunk_policy"] = ChunkPolicySpec.of(holo.chunk_policy()).model_dump(mode="json")
         try:
             result = holo.jobs.enqueue(kind, data, priority=priority, dedupe_key=dedupe_key, max_attempts=max_attempts)
         except InvalidPayloadError as exc:

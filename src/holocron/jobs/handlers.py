@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import and_, func, or_, select
 
+from holocron.chunking import ChunkPolicy
 from holocron.embedding.base import EmbeddingProvider, Purpose
 from holocron.embedding.validation import validate_vectors
 from holocron.hashing import sha256_text
@@ -22,6 +23,7 @@ from holocron.indexer import chunk_sources, embed_chunks
 from holocron.jobs import drift
 from holocron.jobs.models import (
     PAYLOADS,
+    ChunkPolicySpec,
     ChunkSourcePayload,
     DriftTestPayload,
     EmbedChunksPayload,
@@ -33,6 +35,7 @@ from holocron.jobs.models import (
 )
 from holocron.jobs.queue import Enqueued, JobQueue, NewJob
 from holocron.jobs.registry import Handler, JobContext, JobRegistry, JobSpec
+from holocron.retrieval.config import RetrievalConfig
 from holocron.retrieval.search import Searcher
 from holocron.store.database import Database, Tx
 from holocron.store.embeddings import count_current_embeddings
@@ -68,11 +71,15 @@ def enqueue_indexing(
     source_ids: Sequence[str] | None = None,
     *,
     policy_version: str | None = None,
+    policy: ChunkPolicy | None = None,
     batch_sources: int = CHUNK_JOB_SOURCES,
 ) -> list[Enqueued]:
     """Queue CHUNK_SOURCE jobs for ``source_ids``, or, with None, for every source not chunked at
     ``policy_version`` (the sweep that also recovers sources registered by a process that died before it
     could enqueue them). Dedupe keys carry each source's content hash, so repeating this is harmless.
+
+    ``policy`` travels in each payload: the workers chunk with it, not with their own settings (None leaves
+    the choice to each worker, as payloads from before policies travelled did).
     """
     db = queue.db
     with db.read() as tx:
@@ -90,13 +97,14 @@ def enqueue_indexing(
                     (row.source_id, row.content_sha256)
                     for row in tx.execute(query.where(reg.c.source_id.in_(page)).order_by(reg.c.source_id))
                 )
+    carried = {"chunk_policy": ChunkPolicySpec.of(policy).model_dump(mode="json")} if policy is not None else {}
     jobs = []
     for start in range(0, len(pairs), batch_sources):
         batch = pairs[start : start + batch_sources]
         jobs.append(
             NewJob(
                 JobType.CHUNK_SOURCE,
-                {"space_id": space_id, "source_ids": [source_id for source_id, _ in batch]},
+                {"space_id": space_id, "source_ids": [source_id for source_id, _ in batch], **carried},
                 dedupe_key=chunk_job_key(space_id, batch),
             )
         )
@@ -135,11 +143,14 @@ def enqueue_embedding(queue: JobQueue, space_id: int, chunk_ids: Sequence[str], 
 
 
 def chunk_source(ctx: JobContext, payload: ChunkSourcePayload) -> dict[str, Any]:
-    """Extract and chunk the sources whose chunks are stale, then queue embedding of what the space lacks."""
+    """Extract and chunk the sources whose chunks are stale, then queue embedding of what the space lacks.
+
+    The policy is the payload's (fixed when the job was queued); only a payload without one uses this worker's.
+    """
     holo = ctx.holo
     space = ctx.space(payload.space_id)
     ctx.provider_for(space)  # the chunk policy is fitted to this model's window
-    policy = holo.chunk_policy()
+    policy = payload.chunk_policy.to_policy() if payload.chunk_policy is not None else holo.chunk_policy()
     requested = sorted(set(payload.source_ids))
     with holo.db.read() as tx:
         todo = requested if payload.force else _stale_sources(tx, requested, policy.version)
@@ -363,10 +374,14 @@ def _covered(tx: Tx, source_space_id: int, target_space_id: int) -> int:
 
 
 def retrieve_test(ctx: JobContext, payload: RetrieveTestPayload) -> dict[str, Any]:
-    """Run the query set through the normal search path; every retrieval and hit is logged with the run id."""
+    """Run the query set through the normal search path, with this worker's retrieval settings (mode, fusion,
+    index); every retrieval and hit is logged with the run id. An expectation is met when its source id is
+    exactly the id of one of the query's hits."""
     space = ctx.space(payload.space_id)
     try:
-        searcher = Searcher(ctx.holo.db, space, ctx.provider_for(space))
+        searcher = Searcher(
+            ctx.holo.db, space, ctx.provider_for(space), RetrievalConfig.from_settings(ctx.holo.settings)
+        )
     except SpaceMismatchError as exc:
         raise PermanentJobError(str(exc)) from exc
     report: list[dict[str, Any]] = []
@@ -383,7 +398,7 @@ def retrieve_test(ctx: JobContext, payload: RetrieveTestPayload) -> dict[str, An
         expected = payload.expect.get(query)
         found = None
         if expected is not None:
-            found = any(h.source_id == expected or h.source_id.endswith(expected) for h in result.hits)
+            found = any(h.source_id == expected for h in result.hits)
             met += bool(found)
         report.append(
             {"query": query, "retrieval_id": result.retrieval_id, "expected": expected, "found": found, "hits": hits}

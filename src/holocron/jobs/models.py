@@ -6,13 +6,14 @@ them before it stores anything, so a handler never sees a malformed one.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from holocron.chunking import ChunkPolicy
 from holocron.store.schema import JOB_STATUSES, JOB_TYPES
 
 
@@ -63,9 +64,13 @@ class Job:
     created_utc: datetime
     updated_utc: datetime
     completed_utc: datetime | None
+    claim_token: str | None = field(default=None, repr=False)
+    """The fencing token of the claim that returned this job (the owner's writes match on it); None for a job
+    read any other way. Never shown: whoever holds it can act as the job's owner."""
 
     @classmethod
-    def from_row(cls, row: Any) -> Job:
+    def from_row(cls, row: Any, *, with_claim_token: bool = False) -> Job:
+        """The job of a row; only a claim passes ``with_claim_token`` (it hands the token to the claimer)."""
         m = row._mapping
         return cls(
             job_id=int(m["job_id"]),
@@ -86,10 +91,12 @@ class Job:
             created_utc=m["created_utc"],
             updated_utc=m["updated_utc"],
             completed_utc=m["completed_utc"],
+            claim_token=m.get("claim_token") if with_claim_token else None,
         )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("claim_token")
         for key, value in data.items():
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
@@ -123,6 +130,31 @@ class JobPayload(BaseModel):
         return value
 
 
+class ChunkPolicySpec(BaseModel):
+    """A chunk policy as a payload carries it: :meth:`holocron.chunking.ChunkPolicy.to_json`'s fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    algorithm: str
+    chunk_size: Annotated[int, Field(ge=1)]
+    overlap: Annotated[int, Field(ge=0)]
+    max_chunks: Annotated[int, Field(ge=1)]
+    version: str | None = None
+    """Checked against the other fields when given (a record whose version and parameters disagree is refused)."""
+
+    @model_validator(mode="after")
+    def _a_valid_policy(self) -> ChunkPolicySpec:
+        self.to_policy()  # its own checks: overlap below the size, a known algorithm, the version
+        return self
+
+    def to_policy(self) -> ChunkPolicy:
+        return ChunkPolicy.from_json(self.model_dump())
+
+    @classmethod
+    def of(cls, policy: ChunkPolicy) -> ChunkPolicySpec:
+        return cls.model_validate(policy.to_json())
+
+
 class ChunkSourcePayload(JobPayload):
     job_type: ClassVar[JobType] = JobType.CHUNK_SOURCE
     description: ClassVar[str] = (
@@ -136,6 +168,9 @@ class ChunkSourcePayload(JobPayload):
     embed_batch_size: BatchSize | None = None
     force: bool = False
     """Re-chunk even the sources already chunked at their current content and policy."""
+    chunk_policy: ChunkPolicySpec | None = None
+    """The policy to chunk with, fixed when the job was queued, so that every worker cuts the same chunks
+    whatever its own settings; None (payloads queued before it existed): the worker's own policy."""
 
 
 class EmbedChunksPayload(JobPayload):
@@ -179,7 +214,7 @@ class RetrieveTestPayload(JobPayload):
     queries: list[NonEmpty] = Field(min_length=1, max_length=1000)
     k: Annotated[int, Field(ge=1, le=1000)] = 10
     expect: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
-    """Optional query -> source id (or its suffix) that must be among that query's hits."""
+    """Optional query -> source id (the whole id, compared exactly) that must be among that query's hits."""
 
     @model_validator(mode="after")
     def _expectations_name_queries(self) -> RetrieveTestPayload:

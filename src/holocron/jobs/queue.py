@@ -15,11 +15,18 @@ Guarantees:
   it inside a ``BEGIN IMMEDIATE`` transaction (one writer at a time); PostgreSQL adds ``FOR UPDATE SKIP
   LOCKED`` to the inner select, so concurrent claimers skip each other's rows instead of waiting. That clause
   is the only dialect switch. Order: highest ``priority``, then oldest ``available_utc``, then ``job_id``.
-- **Leases.** A claim sets ``lease_expires_utc``; heartbeats extend it. Every claim first reclaims the jobs
-  whose lease has expired (their worker died or hung), so they run again without any separate reaper.
-- **Lost-lease protection.** ``heartbeat``, ``succeed``, ``fail`` and ``release`` only touch a row that is
-  still ``RUNNING`` and ``locked_by`` the caller, and say whether they did: a worker that lost its lease can
-  never overwrite the result of the worker that owns the job now.
+- **Leases.** A claim sets ``lease_expires_utc``; heartbeats extend it. Claims (at most every
+  ``reclaim_every_s``) and the workers' periodic sweep reclaim the jobs whose lease has expired (their worker
+  died or hung), so they run again without any separate reaper.
+- **The database's clock.** Every time the queue writes or compares (claim, lease, heartbeat, reclaim,
+  backoff, release, retry, cancel, stats) is the database server's "now" (:func:`~holocron.store.types.db_now`),
+  computed inside the SQL: hosts whose clocks disagree still agree on when a lease runs out. (An
+  ``available_utc`` handed to ``enqueue`` is stored as given.)
+- **Fencing.** Each claim writes a fresh random ``claim_token`` and hands it to the claimer in the claimed
+  :class:`~holocron.jobs.models.Job`. ``heartbeat``, ``succeed``, ``fail`` and ``release`` take that job and
+  only touch a row that is still ``RUNNING`` under the same token, and say whether they did: a worker that
+  lost its lease can never overwrite the result of the claim that owns the job now, even when both run under
+  the same ``--worker-id``.
 - **Dedupe keys** name pending work: enqueueing a key that an unfinished job (NEW, RUNNING, FAILED or
   DEADLETTER) holds returns that job. Success or cancellation frees the key, so the same work can be queued
   again later (a source edited back to an earlier version must be chunked again).
@@ -29,13 +36,15 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Mapping, Sequence
+import time
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, Update, and_, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import Float, Select, Update, and_, bindparam, case, func, literal, or_, select, tuple_, update
 
 from holocron.backoff import backoff_delay
 from holocron.jobs.models import (
@@ -51,17 +60,15 @@ from holocron.jobs.models import (
 from holocron.jobs.notify import notify_job_available
 from holocron.store.database import Database, Tx, insert_ignoring_conflicts
 from holocron.store.schema import tables_for
-from holocron.store.types import utcnow
+from holocron.store.types import db_now
 
 RETRY_BASE_S = 5.0
 RETRY_CAP_S = 600.0
 RETRY_JITTER = 0.25
 ERROR_MAX_CHARS = 4000
 RECLAIM_EVERY_S = 1.0
-"""Claims reclaim expired leases at most this often (by the queue's clock): a dead worker's job waits its lease
+"""Claims reclaim expired leases at most this often (per queue client): a dead worker's job waits its lease
 plus up to this long."""
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,16 @@ class FailOutcome:
     """FAILED (will be retried at ``available_utc``) or DEADLETTER."""
     available_utc: datetime | None
     attempt_count: int
+    retry_in_seconds: float | None = None
+    """The backoff before the retry (None when dead-lettered): ``available_utc`` is the database's now plus it."""
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One lease to renew: the claimed job, and progress to publish in its ``result_json`` (None: unchanged)."""
+
+    job: Job
+    progress: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,13 +149,19 @@ class QueueStats:
 # --- the hot statements ----------------------------------------------------------------------------------------
 # Built once per dialect with bind parameters and then reused: SQLAlchemy skips rebuilding and re-keying them,
 # which is most of what a claim costs in Python. Together they are the queue's contract, readable in one place.
+# Every "now" in them is the database's clock (db_now), never a value computed on this host.
+
+
+def _lease_expires() -> Any:
+    """The database's now plus the lease the caller asked for (bound as ``p_lease``, in seconds)."""
+    return db_now(bindparam("p_lease", type_=Float()))
 
 
 @functools.cache
 def _claim_sql(dialect: str, by_type: bool, by_space: bool) -> Update:
     """Take the best ready job in one statement; on PostgreSQL concurrent claimers skip each other's rows."""
     j = tables_for(dialect).job
-    now = bindparam("p_now", type_=j.c.updated_utc.type)
+    now = db_now()
     candidate = select(j.c.job_id).where(j.c.status.in_(READY_STATUSES), j.c.available_utc <= now)
     if by_type:
         candidate = candidate.where(j.c.job_type.in_(bindparam("p_types", expanding=True)))
@@ -155,8 +178,9 @@ def _claim_sql(dialect: str, by_type: bool, by_space: bool) -> Update:
         .values(
             status=JobStatus.RUNNING.value,
             locked_by=bindparam("p_worker", type_=j.c.locked_by.type),
+            claim_token=bindparam("p_token", type_=j.c.claim_token.type),
             locked_utc=now,
-            lease_expires_utc=bindparam("p_lease_expires", type_=j.c.lease_expires_utc.type),
+            lease_expires_utc=_lease_expires(),
             attempt_count=j.c.attempt_count + 1,
             updated_utc=now,
         )
@@ -169,10 +193,10 @@ def _reclaim_sql(dialect: str) -> tuple[Update, Update, Update]:
     """Expired leases: out of attempts -> DEADLETTER, otherwise FAILED and ready now; close their open runs."""
     t = tables_for(dialect)
     j, r = t.job, t.run
-    now = bindparam("p_now", type_=j.c.updated_utc.type)
+    now = db_now()
     expired = and_(j.c.status == JobStatus.RUNNING.value, j.c.lease_expires_utc < now)
     reason = literal("lease expired: worker ") + func.coalesce(j.c.locked_by, "?") + " stopped heartbeating"
-    common = {"lease_expires_utc": None, "updated_utc": now, "last_error": reason}
+    common = {"lease_expires_utc": None, "claim_token": None, "updated_utc": now, "last_error": reason}
     dead = (
         update(j)
         .where(expired, j.c.attempt_count >= j.c.max_attempts)
@@ -194,30 +218,39 @@ def _reclaim_sql(dialect: str) -> tuple[Update, Update, Update]:
 
 
 def _owned(j: Any) -> Any:
-    """The guard of every owner's write: still RUNNING and still locked by this worker."""
+    """The guard of every owner's write: still RUNNING under the token of the caller's claim."""
     return and_(
         j.c.job_id == bindparam("p_job", type_=j.c.job_id.type),
-        j.c.locked_by == bindparam("p_worker", type_=j.c.locked_by.type),
+        j.c.claim_token == bindparam("p_token", type_=j.c.claim_token.type),
         j.c.status == JobStatus.RUNNING.value,
     )
 
 
 @functools.cache
-def _heartbeat_sql(dialect: str, with_progress: bool) -> Update:
+def _renew_sql(dialect: str) -> Update:
+    """Every lease of one heartbeat in one statement: a slow renewal cannot starve the others."""
     j = tables_for(dialect).job
-    values: dict[str, Any] = {
-        "lease_expires_utc": bindparam("p_lease_expires", type_=j.c.lease_expires_utc.type),
-        "updated_utc": bindparam("p_now", type_=j.c.updated_utc.type),
-    }
-    if with_progress:
-        values["result_json"] = bindparam("p_result", type_=j.c.result_json.type)
-    return update(j).where(_owned(j)).values(**values)
+    return (
+        update(j)
+        .where(
+            j.c.status == JobStatus.RUNNING.value,
+            tuple_(j.c.job_id, j.c.claim_token).in_(bindparam("p_claims", expanding=True)),
+        )
+        .values(lease_expires_utc=_lease_expires(), updated_utc=db_now())
+        .returning(j.c.job_id)
+    )
+
+
+@functools.cache
+def _progress_sql(dialect: str) -> Update:
+    j = tables_for(dialect).job
+    return update(j).where(_owned(j)).values(result_json=bindparam("p_result", type_=j.c.result_json.type))
 
 
 @functools.cache
 def _succeed_sql(dialect: str) -> Update:
     j = tables_for(dialect).job
-    now = bindparam("p_now", type_=j.c.updated_utc.type)
+    now = db_now()
     return (
         update(j)
         .where(_owned(j))
@@ -226,10 +259,18 @@ def _succeed_sql(dialect: str) -> Update:
             result_json=bindparam("p_result", type_=j.c.result_json.type),
             dedupe_key=None,
             lease_expires_utc=None,
+            claim_token=None,
             completed_utc=now,
             updated_utc=now,
         )
     )
+
+
+def _claim_token(job: Job) -> str:
+    """The fencing token of a claimed job; a job read any other way has none and owns nothing."""
+    if not job.claim_token:
+        raise ValueError(f"job {job.job_id} carries no claim token: pass the job that claim() returned")
+    return job.claim_token
 
 
 def validate_payload(job_type: JobType | str, payload: Mapping[str, Any] | JobPayload) -> JobPayload:
@@ -254,14 +295,14 @@ def validate_payload(job_type: JobType | str, payload: Mapping[str, Any] | JobPa
 class JobQueue:
     """Every operation on the queue. Cheap to build; one per process (or per test) is the usual use.
 
-    ``clock`` is injectable so that tests can move time (lease expiry, backoff) without sleeping.
+    Time is the database's (see the module's notes): there is no clock to inject. Tests that need time to pass
+    move the stored timestamps back instead.
     """
 
     def __init__(
         self,
         db: Database,
         *,
-        clock: Clock = utcnow,
         retry_base_s: float = RETRY_BASE_S,
         retry_cap_s: float = RETRY_CAP_S,
         retry_jitter: float = RETRY_JITTER,
@@ -270,8 +311,7 @@ class JobQueue:
     ) -> None:
         self.db = db
         self.reclaim_every_s = reclaim_every_s
-        self._next_reclaim: datetime | None = None
-        self.clock = clock
+        self._next_reclaim: float | None = None  # time.monotonic(): only paces this client's sweeps
         self.retry_base_s = retry_base_s
         self.retry_cap_s = retry_cap_s
         self.retry_jitter = retry_jitter
@@ -300,7 +340,6 @@ class JobQueue:
                 raise InvalidPayloadError("max_attempts must be at least 1")
         if not validated:
             return []
-        now = self.clock()
         out: list[Enqueued] = []
         with self.db.write() as tx:
             self._check_spaces(tx, {payload.routing_space_id() for _, payload in validated})
@@ -316,9 +355,9 @@ class JobQueue:
                     "dedupe_key": item.dedupe_key,
                     "max_attempts": item.max_attempts or payload.default_max_attempts,
                     "attempt_count": 0,
-                    "available_utc": item.available_utc or now,
-                    "created_utc": now,
-                    "updated_utc": now,
+                    "available_utc": item.available_utc or db_now(),
+                    "created_utc": db_now(),
+                    "updated_utc": db_now(),
                 }
                 if item.dedupe_key is None:
                     row = tx.execute(j.insert().values(**values).returning(*j.c)).one()
@@ -352,30 +391,37 @@ class JobQueue:
         types: Sequence[JobType] | None = None,
         spaces: Sequence[int] | None = None,
     ) -> Job | None:
-        """Take the next ready job for this worker, or None. Reclaims expired leases first.
+        """Take the next ready job for this worker, or None. Reclaims expired leases first (at most every
+        ``reclaim_every_s``).
 
-        ``types`` limits the job types; ``spaces`` the embedding spaces whose model this worker serves (jobs
-        for other spaces are left to other workers). None means no limit.
+        The returned job carries the claim's fencing token (``claim_token``): pass it to the owner's
+        operations. ``types`` limits the job types; ``spaces`` the embedding spaces whose model this worker
+        serves (jobs for other spaces are left to other workers). None means no limit.
         """
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
-        now = self.clock()
         params: dict[str, Any] = {
-            "p_now": now,
             "p_worker": worker_id,
-            "p_lease_expires": now + timedelta(seconds=lease_seconds),
+            "p_token": str(uuid.uuid4()),
+            "p_lease": float(lease_seconds),
         }
         if types is not None:
             params["p_types"] = [t.value for t in types]
         if spaces is not None:
             params["p_spaces"] = list(spaces)
         with self.db.write() as tx:
-            if self._next_reclaim is None or now >= self._next_reclaim:
-                self._reclaim(tx, now)
-                self._next_reclaim = now + timedelta(seconds=self.reclaim_every_s)
+            if self._reclaim_due():
+                self.reclaim_in(tx)
             statement = _claim_sql(tx.dialect, types is not None, spaces is not None)
             row = tx.execute(statement, params).first()
-        return Job.from_row(row) if row is not None else None
+        return Job.from_row(row, with_claim_token=True) if row is not None else None
+
+    def _reclaim_due(self) -> bool:
+        now = time.monotonic()
+        if self._next_reclaim is not None and now < self._next_reclaim:
+            return False
+        self._next_reclaim = now + self.reclaim_every_s
+        return True
 
     def peek(
         self,
@@ -386,13 +432,13 @@ class JobQueue:
     ) -> list[Job]:
         """The jobs a claim would take next, in claim order, without taking them (``worker --dry-run``)."""
         with self.db.read() as tx:
-            rows = tx.execute(self._ready(tx, self.clock(), types, spaces).limit(limit)).all()
+            rows = tx.execute(self._ready(tx, types, spaces).limit(limit)).all()
         return [Job.from_row(row) for row in rows]
 
     @staticmethod
-    def _ready(tx: Tx, now: datetime, types: Sequence[JobType] | None, spaces: Sequence[int] | None) -> Select[Any]:
+    def _ready(tx: Tx, types: Sequence[JobType] | None, spaces: Sequence[int] | None) -> Select[Any]:
         j = tx.t.job
-        query = select(j).where(j.c.status.in_(READY_STATUSES), j.c.available_utc <= now)
+        query = select(j).where(j.c.status.in_(READY_STATUSES), j.c.available_utc <= db_now())
         if types is not None:
             query = query.where(j.c.job_type.in_([t.value for t in types]))
         if spaces is not None:
@@ -401,72 +447,102 @@ class JobQueue:
 
     # -- reclaim ----------------------------------------------------------------------------------------------
 
-    def reclaim_expired(self) -> Reclaimed:
-        """Put jobs whose lease expired back in the queue (claim does this too, on every call)."""
-        with self.db.write() as tx:
-            return self._reclaim(tx, self.clock())
+    def reclaim_expired(self, *, timeout_s: float | None = None) -> Reclaimed:
+        """Put jobs whose lease expired back in the queue (claims do this too, at most every
+        ``reclaim_every_s``). ``timeout_s`` bounds the wait for the database's locks."""
+        with self.db.write(timeout_s=timeout_s) as tx:
+            return self.reclaim_in(tx)
 
     @staticmethod
-    def _reclaim(tx: Tx, now: datetime) -> Reclaimed:
+    def reclaim_in(tx: Tx) -> Reclaimed:
+        """:meth:`reclaim_expired` inside the caller's write transaction (a sweep that does more in it)."""
         dead_sql, retried_sql, runs_sql = _reclaim_sql(tx.dialect)
-        dead = list(tx.execute(dead_sql, {"p_now": now}).scalars())
-        retried = list(tx.execute(retried_sql, {"p_now": now}).scalars())
+        dead = list(tx.execute(dead_sql).scalars())
+        retried = list(tx.execute(retried_sql).scalars())
         if dead or retried:
             # The runs those workers left open will never be finished by them.
-            tx.execute(runs_sql, {"p_now": now, "p_job_ids": dead + retried})
+            tx.execute(runs_sql, {"p_job_ids": dead + retried})
         return Reclaimed(retried=sorted(retried), deadlettered=sorted(dead))
 
-    # -- the owner's operations -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _owned(tx: Tx, job_id: int, worker_id: str) -> Any:
-        """The same guard with literal values, for the colder operations."""
-        j = tx.t.job
-        return and_(j.c.job_id == job_id, j.c.locked_by == worker_id, j.c.status == JobStatus.RUNNING.value)
+    # -- the owner's operations: each takes the job claim() returned, and matches on its token -----------------
 
     def heartbeat(
-        self, job_id: int, worker_id: str, *, lease_seconds: float, progress: Mapping[str, Any] | None = None
+        self,
+        job: Job,
+        *,
+        lease_seconds: float,
+        progress: Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
     ) -> bool:
         """Extend the lease (and publish progress in ``result_json``); False means the lease is lost."""
-        now = self.clock()
-        params: dict[str, Any] = {
-            "p_job": job_id,
-            "p_worker": worker_id,
-            "p_now": now,
-            "p_lease_expires": now + timedelta(seconds=lease_seconds),
-        }
-        if progress is not None:
-            params["p_result"] = {"progress": dict(progress)}
-        with self.db.write() as tx:
-            return bool(tx.execute(_heartbeat_sql(tx.dialect, progress is not None), params).rowcount)
+        return job.job_id in self.heartbeat_many(
+            [Beat(job, progress)], lease_seconds=lease_seconds, timeout_s=timeout_s
+        )
 
-    def succeed(self, job_id: int, worker_id: str, result: Mapping[str, Any] | None = None) -> bool:
-        """Record success if this worker still owns the job; False means another owner (or a cancel) won."""
-        params = {"p_job": job_id, "p_worker": worker_id, "p_now": self.clock(), "p_result": dict(result or {})}
+    def heartbeat_many(
+        self, beats: Sequence[Beat], *, lease_seconds: float, timeout_s: float | None = None
+    ) -> set[int]:
+        """Extend the leases of several claims in one statement and publish their progress, in one transaction.
+
+        Returns the ids of the jobs still owned; a job missing from it lost its lease (reclaimed, claimed again
+        or cancelled). ``timeout_s`` bounds the wait for the database's locks, so that one blocked renewal fails
+        fast and the next one comes well before the leases run out.
+        """
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        if not beats:
+            return set()
+        claims = [(beat.job.job_id, _claim_token(beat.job)) for beat in beats]
+        with self.db.write(timeout_s=timeout_s) as tx:
+            alive = set(
+                tx.execute(_renew_sql(tx.dialect), {"p_claims": claims, "p_lease": float(lease_seconds)}).scalars()
+            )
+            progress = [
+                {"p_job": job_id, "p_token": token, "p_result": {"progress": dict(beat.progress)}}
+                for (job_id, token), beat in zip(claims, beats, strict=True)
+                if beat.progress is not None and job_id in alive
+            ]
+            if progress:
+                tx.execute(_progress_sql(tx.dialect), progress)
+        return alive
+
+    def succeed(self, job: Job, result: Mapping[str, Any] | None = None) -> bool:
+        """Record success if this claim still owns the job; False means another owner (or a cancel) won."""
+        params = {"p_job": job.job_id, "p_token": _claim_token(job), "p_result": dict(result or {})}
         with self.db.write() as tx:
             return bool(tx.execute(_succeed_sql(tx.dialect), params).rowcount)
 
-    def fail(self, job_id: int, worker_id: str, error: str, *, permanent: bool = False) -> FailOutcome | None:
+    @staticmethod
+    def _owner(tx: Tx, job: Job) -> Any:
+        """The same guard with literal values, for the colder operations."""
+        j = tx.t.job
+        return and_(
+            j.c.job_id == job.job_id, j.c.claim_token == _claim_token(job), j.c.status == JobStatus.RUNNING.value
+        )
+
+    def fail(self, job: Job, error: str, *, permanent: bool = False) -> FailOutcome | None:
         """Record a failed attempt: retry later with backoff, or DEADLETTER when out of attempts.
 
-        Returns None when this worker no longer owns the job (nothing is written).
+        Returns None when this claim no longer owns the job (nothing is written).
         """
-        now = self.clock()
         with self.db.write() as tx:
             j = tx.t.job
-            query = select(j.c.attempt_count, j.c.max_attempts).where(self._owned(tx, job_id, worker_id))
+            owned = self._owner(tx, job)
+            query = select(j.c.attempt_count, j.c.max_attempts).where(owned)
             if tx.dialect == "postgresql":
                 query = query.with_for_update()
             row = tx.execute(query).first()
             if row is None:
                 return None
             attempts = int(row.attempt_count)
+            now = db_now()
             values: dict[str, Any] = {
                 "last_error": error[:ERROR_MAX_CHARS],
                 "lease_expires_utc": None,
+                "claim_token": None,
                 "updated_utc": now,
             }
-            available: datetime | None = None
+            delay: float | None = None
             if permanent or attempts >= int(row.max_attempts):
                 status = JobStatus.DEADLETTER
                 values["completed_utc"] = now
@@ -479,28 +555,29 @@ class JobQueue:
                     jitter=self.retry_jitter,
                     rng=self.rng,
                 )
-                available = now + timedelta(seconds=delay)
-                values["available_utc"] = available
-            tx.execute(update(j).where(self._owned(tx, job_id, worker_id)).values(status=status.value, **values))
-        return FailOutcome(status, available, attempts)
+                values["available_utc"] = db_now(delay)
+            available = tx.execute(
+                update(j).where(owned).values(status=status.value, **values).returning(j.c.available_utc)
+            ).scalar_one()
+        return FailOutcome(status, available if delay is not None else None, attempts, delay)
 
-    def release(self, job_id: int, worker_id: str) -> bool:
+    def release(self, job: Job) -> bool:
         """Give an unfinished job back (the worker is stopping): NEW again, and the attempt is not counted."""
-        now = self.clock()
         with self.db.write() as tx:
             notify_job_available(tx)
             j = tx.t.job
             outcome = tx.execute(
                 update(j)
-                .where(self._owned(tx, job_id, worker_id))
+                .where(self._owner(tx, job))
                 .values(
                     status=JobStatus.NEW.value,
                     attempt_count=case((j.c.attempt_count > 0, j.c.attempt_count - 1), else_=0),
                     locked_by=None,
                     locked_utc=None,
                     lease_expires_utc=None,
-                    available_utc=now,
-                    updated_utc=now,
+                    claim_token=None,
+                    available_utc=db_now(),
+                    updated_utc=db_now(),
                 )
             )
             return bool(outcome.rowcount)
@@ -517,7 +594,7 @@ class JobQueue:
         """Put DEADLETTER (or FAILED or CANCELLED) jobs back to NEW with fresh attempts; returns their ids."""
         if not job_ids and not all_deadletter:
             return []
-        now = self.clock()
+        now = db_now()
         with self.db.write() as tx:
             notify_job_available(tx)
             j = tx.t.job
@@ -541,6 +618,7 @@ class JobQueue:
                         locked_by=None,
                         locked_utc=None,
                         lease_expires_utc=None,
+                        claim_token=None,
                         available_utc=now,
                         completed_utc=None,
                         updated_utc=now,
@@ -551,7 +629,7 @@ class JobQueue:
 
     def cancel(self, job_ids: Sequence[int]) -> list[int]:
         """Cancel unfinished jobs. A RUNNING job's worker learns it at its next heartbeat and stops."""
-        now = self.clock()
+        now = db_now()
         with self.db.write() as tx:
             j = tx.t.job
             return sorted(
@@ -565,6 +643,7 @@ class JobQueue:
                         status=JobStatus.CANCELLED.value,
                         dedupe_key=None,
                         lease_expires_utc=None,
+                        claim_token=None,
                         completed_utc=now,
                         updated_utc=now,
                     )
@@ -600,29 +679,29 @@ class JobQueue:
             return int(tx.execute(_where_jobs(select(func.count()).select_from(j), j, statuses, types)).scalar_one())
 
     def stats(self) -> QueueStats:
-        now = self.clock()
         with self.db.read() as tx:
             j = tx.t.job
+            now = tx.now()
             counts: dict[str, dict[str, int]] = {}
             for job_type, status, n in tx.execute(
                 select(j.c.job_type, j.c.status, func.count()).group_by(j.c.job_type, j.c.status)
             ):
                 counts.setdefault(job_type, {})[status] = int(n)
-            ready_condition = and_(j.c.status.in_(READY_STATUSES), j.c.available_utc <= now)
+            ready_condition = and_(j.c.status.in_(READY_STATUSES), j.c.available_utc <= db_now())
             ready, oldest = tx.execute(select(func.count(), func.min(j.c.available_utc)).where(ready_condition)).one()
             expired = tx.execute(
-                select(func.count()).where(j.c.status == JobStatus.RUNNING.value, j.c.lease_expires_utc < now)
+                select(func.count()).where(j.c.status == JobStatus.RUNNING.value, j.c.lease_expires_utc < db_now())
             ).scalar_one()
             completed = tx.execute(
                 select(func.count()).where(
-                    j.c.status == JobStatus.SUCCEEDED.value, j.c.completed_utc >= now - timedelta(hours=1)
+                    j.c.status == JobStatus.SUCCEEDED.value, j.c.completed_utc >= db_now(-3600.0)
                 )
             ).scalar_one()
         oldest_dt = _as_utc(oldest)
         return QueueStats(
             counts=counts,
             ready=int(ready),
-            oldest_ready_seconds=(now - oldest_dt).total_seconds() if oldest_dt else None,
+            oldest_ready_seconds=max(0.0, (now - oldest_dt).total_seconds()) if oldest_dt else None,
             expired_leases=int(expired),
             completed_last_hour=int(completed),
         )

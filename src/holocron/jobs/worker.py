@@ -7,9 +7,17 @@ Design choices, and why:
   (Ollama, OpenAI-compatible servers); threads overlap those, share one loaded model and one connection pool.
   Processes would load one model copy each. For CPU-bound parallelism on several cores, or for isolation, run
   several ``holocron worker`` processes: the queue is built for that (atomic claims, leases).
-- **One heartbeat thread per worker** extends the lease of every job it is running, every third of the lease,
-  and publishes their progress. When a heartbeat finds the job gone (reclaimed or cancelled) the handler is
-  interrupted at its next checkpoint and its result is never written.
+- **One heartbeat thread per worker** extends the leases of every job it is running, every third of the lease,
+  in one statement (one slow renewal cannot starve the others), and publishes their progress. Each renewal
+  waits at most half an interval for the database's locks, so a blocked one fails fast and the next comes well
+  before the leases run out. When a heartbeat finds a job gone (reclaimed, claimed again or cancelled) its
+  handler is interrupted at its next checkpoint and its result is never written.
+- **The same thread sweeps** expired leases (and runs left open by dead processes) every interval, so a dead
+  worker's job is back in the queue within about a lease even while every slot of every worker is busy.
+- **Threads for torch.** A local model's torch gets ``cores // concurrency`` threads (at least one), set once
+  per process, so that ``--concurrency`` slots do not each ask for every core.
+- **Failures are logged with their traceback** (level ERROR, once per failed attempt), in the text and the
+  JSON log format alike.
 - **Stopping is graceful.** SIGINT or SIGTERM stops claiming; a running job is interrupted at its next
   checkpoint (between batches: what it wrote is kept, every handler is idempotent) and released back to the
   queue without spending an attempt; a job with no checkpoint left finishes. Nothing is left in RUNNING.
@@ -23,6 +31,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -32,10 +41,11 @@ from dataclasses import dataclass, field, fields
 from types import FrameType
 from typing import Any
 
+from holocron.config import DEFAULT_LEASE_SECONDS
 from holocron.jobs.handlers import default_registry
 from holocron.jobs.models import InvalidPayloadError, Job, JobStatus, JobType, PermanentJobError
 from holocron.jobs.notify import JobWaiter
-from holocron.jobs.queue import JobQueue, validate_payload
+from holocron.jobs.queue import Beat, JobQueue, validate_payload
 from holocron.jobs.registry import Handler, JobContext, JobInterruptedError, JobRegistry, Runtime
 from holocron.observability.logs import log_context
 from holocron.observability.metrics import (
@@ -44,7 +54,7 @@ from holocron.observability.metrics import (
     record_job_finished,
     record_job_retry,
 )
-from holocron.store.runs import finish_run, start_run
+from holocron.store.runs import close_expired_runs, finish_run, start_run
 from holocron.store.spaces import EmbeddingSpace, get_space
 
 log = logging.getLogger("holocron.jobs.worker")
@@ -62,9 +72,9 @@ class WorkerOptions:
     """Job types to run; None: all registered types."""
     spaces: Sequence[int] | None = None
     """Embedding spaces served; None: the space of the configured model."""
-    lease_seconds: float = 60.0
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
     heartbeat_seconds: float | None = None
-    """Default: a third of the lease."""
+    """Default: a third of the lease. Also how often the worker sweeps expired leases."""
     poll_seconds: float = 1.0
     min_idle_seconds: float = 0.05
     concurrency: int = 1
@@ -96,14 +106,43 @@ class WorkerReport:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
+def torch_threads_for(concurrency: int, cores: int | None = None) -> int:
+    """Torch threads for one process running ``concurrency`` slots: its cores shared out, at least one each."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, concurrency))
+
+
+def fit_torch_threads(provider: object, concurrency: int) -> int | None:
+    """Give a local model ``torch_threads_for(concurrency)`` threads; returns them (None: not a local model).
+
+    Torch's thread pool belongs to the process: it is set here once, for the model's load, or at once when the
+    model is loaded already.
+    """
+    from holocron.embedding.local import LocalProvider
+
+    if not isinstance(provider, LocalProvider):
+        return None
+    threads = torch_threads_for(concurrency)
+    provider.threads = threads
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return threads
+
+
 class _Heartbeater:
-    """One thread that keeps the leases of all running jobs of this worker alive."""
+    """One thread that keeps the leases of all running jobs of this worker alive, and sweeps expired ones."""
 
     def __init__(self, queue: JobQueue, lease_seconds: float, interval: float) -> None:
         self.queue = queue
         self.lease_seconds = lease_seconds
         self.interval = interval
-        self._active: dict[int, tuple[str, JobContext, int]] = {}
+        self.timeout_s = max(0.05, interval / 2)
+        """How long one renewal (or sweep) may wait for the database's locks: half an interval, so the next
+        renewal is still on time."""
+        self._active: dict[int, tuple[JobContext, int]] = {}
+        self._settling: set[int] = set()
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="holocron-heartbeat", daemon=True)
@@ -115,39 +154,72 @@ class _Heartbeater:
         self._done.set()
         self._thread.join(timeout=10)
 
-    def add(self, worker_id: str, ctx: JobContext) -> None:
+    def add(self, ctx: JobContext) -> None:
         with self._lock:
-            self._active[ctx.job.job_id] = (worker_id, ctx, 0)
+            self._active[ctx.job.job_id] = (ctx, 0)
+
+    def settle(self, ctx: JobContext) -> None:
+        """The job's outcome is being written: keep its lease, but leave reporting a loss to that write."""
+        with self._lock:
+            self._settling.add(ctx.job.job_id)
 
     def remove(self, ctx: JobContext) -> None:
         with self._lock:
             self._active.pop(ctx.job.job_id, None)
+            self._settling.discard(ctx.job.job_id)
 
     def _run(self) -> None:
-        while not self._done.wait(self.interval):
+        # A fixed cadence: a slow beat does not push the next one later (it comes at once if it is due).
+        due = time.monotonic() + self.interval
+        while not self._done.wait(max(0.0, due - time.monotonic())):
             self.beat()
+            self.sweep()
+            due = max(due + self.interval, time.monotonic())
 
     def beat(self) -> None:
+        """Renew every running job's lease in one statement and publish the progress that changed."""
         with self._lock:
-            active = list(self._active.items())
-        for job_id, (worker_id, ctx, sent) in active:
+            active = list(self._active.values())
+        if not active:
+            return
+        beats: list[Beat] = []
+        versions: dict[int, int] = {}
+        for ctx, sent in active:
             version, progress = ctx.progress_snapshot()
-            try:
-                alive = self.queue.heartbeat(
-                    job_id,
-                    worker_id,
-                    lease_seconds=self.lease_seconds,
-                    progress=progress if version != sent else None,
-                )
-            except Exception:  # a busy or unreachable database: try again next beat, the lease has slack
-                log.warning("heartbeat for job %s failed", job_id, exc_info=True)
-                continue
-            if not alive:
-                log.warning("job %s: lease lost (reclaimed or cancelled); stopping it", job_id)
-                ctx.lease_lost = True
-            with self._lock:
-                if job_id in self._active:
-                    self._active[job_id] = (worker_id, ctx, version)
+            beats.append(Beat(ctx.job, progress if version != sent else None))
+            versions[ctx.job.job_id] = version
+        try:
+            alive = self.queue.heartbeat_many(beats, lease_seconds=self.lease_seconds, timeout_s=self.timeout_s)
+        except Exception:  # a busy or unreachable database: try again next beat, the lease has slack
+            log.warning("heartbeat for jobs %s failed", sorted(versions), exc_info=True)
+            return
+        with self._lock:
+            for ctx, _ in active:
+                job_id = ctx.job.job_id
+                if job_id not in self._active:
+                    continue  # finished meanwhile
+                if job_id not in alive and job_id not in self._settling:
+                    log.warning("job %s: lease lost (reclaimed, claimed again or cancelled); stopping it", job_id)
+                    ctx.lease_lost = True
+                self._active[job_id] = (ctx, versions[job_id])
+
+    def sweep(self) -> None:
+        """Put jobs whose lease expired back in the queue, as claims do (also while every slot is busy), and
+        close the runs that dead processes left RUNNING."""
+        try:
+            with self.queue.db.write(timeout_s=self.timeout_s) as tx:
+                reclaimed = self.queue.reclaim_in(tx)
+                closed = close_expired_runs(tx)
+        except Exception:  # the next sweep, or any claim, does it
+            log.debug("reclaim sweep failed", exc_info=True)
+            return
+        if reclaimed or closed:
+            log.info(
+                "swept expired leases: jobs retried %s, dead-lettered %s; %d runs of dead processes closed",
+                reclaimed.retried,
+                reclaimed.deadlettered,
+                closed,
+            )
 
 
 class Worker:
@@ -172,6 +244,8 @@ class Worker:
             raise ValueError("concurrency must be at least 1")
         if self.options.lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
+        if self.options.heartbeat_seconds is not None and self.options.heartbeat_seconds <= 0:
+            raise ValueError("heartbeat_seconds must be positive")
         base = registry or default_registry()
         self.registry = base.with_handlers(handlers) if handlers else base
         self.queue = queue or JobQueue(holo.db)
@@ -233,15 +307,18 @@ class Worker:
             raise ValueError(f"no handler for {', '.join(unknown)}")
         spaces = list(opts.spaces) if opts.spaces is not None else [self.holo.space.embedding_space_id]
         interval = opts.heartbeat_seconds or opts.lease_seconds / 3
+        torch_threads = fit_torch_threads(self.holo.provider, opts.concurrency)
         heartbeater = _Heartbeater(self.queue, opts.lease_seconds, interval)
         heartbeater.start()
         log.info(
-            "worker %s: types %s, spaces %s, lease %.0fs, concurrency %d",
+            "worker %s: types %s, spaces %s, lease %.0fs, heartbeat every %.1fs, concurrency %d%s",
             opts.worker_id,
             ",".join(types),
             spaces,
             opts.lease_seconds,
+            interval,
             opts.concurrency,
+            f", torch threads {torch_threads}" if torch_threads is not None else "",
         )
         try:
             with self._signals():
@@ -332,111 +409,120 @@ class Worker:
 
     def _execute(self, job: Job, worker_id: str, heartbeater: _Heartbeater) -> None:
         started = time.perf_counter()
-        run_id = start_run(
-            self.holo.db,
-            job.job_type.value,
-            options={
-                "job_type": job.job_type.value,
-                "attempt": job.attempt_count,
-                "max_attempts": job.max_attempts,
-                "priority": job.priority,
-                "lease_seconds": self.options.lease_seconds,
-                "input": job.input,
-            },
-            space=self._space(job.embedding_space_id),
-            job_id=job.job_id,
-            worker_id=worker_id,
-        )
         space = self._space(job.embedding_space_id)
-        with log_context(
-            job_id=job.job_id,
-            job_type=job.job_type.value,
+        ctx = JobContext(
+            holo=self.holo,
+            queue=self.queue,
+            job=job,
+            run_id="",
             worker_id=worker_id,
-            run_id=run_id,
-            space=space.name if space else None,
-        ):
-            ctx = JobContext(
-                holo=self.holo,
-                queue=self.queue,
-                job=job,
-                run_id=run_id,
-                worker_id=worker_id,
-                stop_requested=self._stop_requested,
-                _spaces=self._spaces,
-            )
-            wait = (job.locked_utc - job.available_utc).total_seconds() if job.locked_utc else None
-
-            def metrics(**more: Any) -> dict[str, Any]:
-                return {
-                    **ctx.metrics,
-                    "job_id": job.job_id,
+            stop_requested=self._stop_requested,
+            _spaces=self._spaces,
+        )
+        # The lease is renewed from the claim until the outcome is written, however long a write waits for a lock.
+        heartbeater.add(ctx)
+        try:
+            ctx.run_id = start_run(
+                self.holo.db,
+                job.job_type.value,
+                options={
+                    "job_type": job.job_type.value,
                     "attempt": job.attempt_count,
-                    "job_seconds": round(time.perf_counter() - started, 4),
-                    "queue_wait_seconds": round(wait, 4) if wait is not None else None,
-                    **more,
-                }
-
-            heartbeater.add(worker_id, ctx)
-            try:
-                payload = validate_payload(job.job_type, job.input)
-                result = dict(self.registry.spec(job.job_type).handler(ctx, payload))
-            except JobInterruptedError as exc:
-                heartbeater.remove(ctx)
-                finish_run(self.holo.db, run_id, metrics=metrics(interrupted=True), error=f"interrupted: {exc.reason}")
-                if exc.lease_lost or ctx.lease_lost:
-                    self._record(job, "lost", started)
-                    log.warning("job %s %s abandoned: %s", job.job_id, job.job_type, exc.reason)
-                elif self.queue.release(job.job_id, worker_id):
-                    self._record(job, "released", started)
-                    log.info("job %s %s released: %s", job.job_id, job.job_type, exc.reason)
-                else:
-                    self._record(job, "lost", started)
-                return
-            except Exception as exc:
-                heartbeater.remove(ctx)
-                message = f"{type(exc).__name__}: {exc}"
-                permanent = isinstance(exc, (PermanentJobError, InvalidPayloadError))
-                log.warning(
-                    "job %s %s attempt %d failed: %s",
-                    job.job_id,
-                    job.job_type,
-                    job.attempt_count,
-                    message,
-                    exc_info=not isinstance(exc, PermanentJobError),
-                )
-                finish_run(self.holo.db, run_id, metrics=metrics(), error=message)
-                outcome = self.queue.fail(job.job_id, worker_id, message, permanent=permanent)
-                if outcome is None:
-                    self._record(job, "lost", started)
-                elif outcome.status is JobStatus.DEADLETTER:
-                    self._record(job, "deadlettered", started)
-                else:
-                    self._record(job, "failed", started)
-                return
-            except BaseException:
-                # Not ours to swallow (an interpreter exit): give the job back first so it is not stuck in RUNNING.
-                heartbeater.remove(ctx)
-                finish_run(self.holo.db, run_id, metrics=metrics(interrupted=True), error="worker exiting")
-                self.queue.release(job.job_id, worker_id)
-                raise
+                    "max_attempts": job.max_attempts,
+                    "priority": job.priority,
+                    "lease_seconds": self.options.lease_seconds,
+                    "input": job.input,
+                },
+                space=space,
+                job_id=job.job_id,
+                worker_id=worker_id,
+            )
+            with log_context(
+                job_id=job.job_id,
+                job_type=job.job_type.value,
+                worker_id=worker_id,
+                run_id=ctx.run_id,
+                space=space.name if space else None,
+            ):
+                self._run(ctx, started, heartbeater)
+        finally:
             heartbeater.remove(ctx)
-            # The run is finished before the job: a crash in between re-runs an idempotent job, never the reverse
-            # (a SUCCEEDED job whose run stays RUNNING forever).
-            finish_run(self.holo.db, run_id, metrics=metrics(), error=None)
-            if self.queue.succeed(job.job_id, worker_id, {**result, "run_id": run_id}):
-                self._record(job, "succeeded", started)
-                log.info(
-                    "job %s %s succeeded in %.2fs (run %s)",
-                    job.job_id,
-                    job.job_type,
-                    time.perf_counter() - started,
-                    run_id,
-                )
+
+    def _run(self, ctx: JobContext, started: float, heartbeater: _Heartbeater) -> None:
+        """Run the handler and record its outcome: the run first, then the job."""
+        job, run_id = ctx.job, ctx.run_id
+        wait = (job.locked_utc - job.available_utc).total_seconds() if job.locked_utc else None
+
+        def metrics(**more: Any) -> dict[str, Any]:
+            return {
+                **ctx.metrics,
+                "job_id": job.job_id,
+                "attempt": job.attempt_count,
+                "job_seconds": round(time.perf_counter() - started, 4),
+                "queue_wait_seconds": round(wait, 4) if wait is not None else None,
+                **more,
+            }
+
+        try:
+            payload = validate_payload(job.job_type, job.input)
+            result = dict(self.registry.spec(job.job_type).handler(ctx, payload))
+        except JobInterruptedError as exc:
+            heartbeater.settle(ctx)
+            finish_run(self.holo.db, run_id, metrics=metrics(interrupted=True), error=f"interrupted: {exc.reason}")
+            if exc.lease_lost or ctx.lease_lost:
+                self._record(job, "lost", started)
+                log.warning("job %s %s abandoned: %s", job.job_id, job.job_type, exc.reason)
+            elif self.queue.release(job):
+                self._record(job, "released", started)
+                log.info("job %s %s released: %s", job.job_id, job.job_type, exc.reason)
             else:
                 self._record(job, "lost", started)
-                log.warning(
-                    "job %s %s finished after losing its lease; its result was discarded", job.job_id, job.job_type
-                )
+            return
+        except Exception as exc:
+            heartbeater.settle(ctx)
+            message = f"{type(exc).__name__}: {exc}"
+            permanent = isinstance(exc, (PermanentJobError, InvalidPayloadError))
+            # Once per failed attempt, with the traceback, at a level every log configuration shows.
+            log.error(
+                "job %s %s attempt %d failed: %s",
+                job.job_id,
+                job.job_type,
+                job.attempt_count,
+                message,
+                exc_info=exc,
+                extra={"with_traceback": True},
+            )
+            finish_run(self.holo.db, run_id, metrics=metrics(), error=message)
+            outcome = self.queue.fail(job, message, permanent=permanent)
+            if outcome is None:
+                self._record(job, "lost", started)
+            elif outcome.status is JobStatus.DEADLETTER:
+                self._record(job, "deadlettered", started)
+            else:
+                self._record(job, "failed", started)
+            return
+        except BaseException:
+            # Not ours to swallow (an interpreter exit): give the job back first so it is not stuck in RUNNING.
+            heartbeater.settle(ctx)
+            finish_run(self.holo.db, run_id, metrics=metrics(interrupted=True), error="worker exiting")
+            self.queue.release(job)
+            raise
+        heartbeater.settle(ctx)
+        # The run is finished before the job: a crash in between re-runs an idempotent job, never the reverse
+        # (a SUCCEEDED job whose run stays RUNNING forever).
+        finish_run(self.holo.db, run_id, metrics=metrics(), error=None)
+        if self.queue.succeed(job, {**result, "run_id": run_id}):
+            self._record(job, "succeeded", started)
+            log.info(
+                "job %s %s succeeded in %.2fs (run %s)",
+                job.job_id,
+                job.job_type,
+                time.perf_counter() - started,
+                run_id,
+            )
+        else:
+            self._record(job, "lost", started)
+            log.warning("job %s %s finished after losing its lease; its result was discarded", job.job_id, job.job_type)
 
 
 def run_worker(

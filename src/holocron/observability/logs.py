@@ -103,7 +103,9 @@ class KeyValueFormatter(logging.Formatter):
         fields = getattr(record, "holocron_context", {}) | getattr(record, "fields", {})
         extra = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
         line = f"{stamp} {record.levelname.lower():7} {record.getMessage()}" + (f"  {extra}" if extra else "")
-        if record.exc_info and record.levelno >= logging.DEBUG and logging.getLogger().isEnabledFor(logging.DEBUG):
+        # Tracebacks only under --verbose, unless the line asks for its own (``extra={"with_traceback": True}``).
+        wanted = getattr(record, "with_traceback", False) or logging.getLogger().isEnabledFor(logging.DEBUG)
+        if record.exc_info and wanted:
             line += "\n" + redact_text(self.formatException(record.exc_info))
         return line
 

@@ -3,6 +3,10 @@
 SQLite runs in WAL mode with foreign keys on. Write transactions start with ``BEGIN IMMEDIATE`` so that two
 processes never both read and then fail to upgrade to a write lock; reads stay deferred and never block.
 PostgreSQL gets pgvector's types registered once per connection.
+
+A write waits up to ``SQLITE_BUSY_TIMEOUT_MS`` for SQLite's write lock; ``write(timeout_s=...)`` waits less
+(a lease renewal must fail fast and try again rather than wait past the lease). On PostgreSQL the same
+argument bounds the waits for row locks and the statements of that transaction.
 """
 
 from __future__ import annotations
@@ -10,14 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, select
 from sqlalchemy.pool import NullPool
 
 from holocron.store.schema import Tables, tables_for
-from holocron.store.types import PgHnswParams
+from holocron.store.types import PgHnswParams, db_now
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -37,6 +42,11 @@ class Tx:
 
     def execute(self, statement: Any, parameters: Any = None) -> Any:
         return self.conn.execute(statement, parameters) if parameters is not None else self.conn.execute(statement)
+
+    def now(self) -> datetime:
+        """The database server's clock (see :func:`holocron.store.types.db_now`), never this host's."""
+        value: datetime = self.execute(select(db_now())).scalar_one()
+        return value
 
 
 class Database:
@@ -60,11 +70,25 @@ class Database:
         return Path(self.url.database)
 
     @contextmanager
-    def write(self) -> Iterator[Tx]:
-        """A transaction that will write: commits on success, rolls back on any error."""
+    def write(self, *, timeout_s: float | None = None) -> Iterator[Tx]:
+        """A transaction that will write: commits on success, rolls back on any error.
+
+        ``timeout_s`` bounds how long it waits for locks (SQLite's write lock; PostgreSQL's row locks and its
+        statements) instead of the default: past it the transaction fails with the driver's error.
+        """
+        if timeout_s is not None and timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
         with self.engine.connect() as conn:
             conn = conn.execution_options(holocron_write=True)
+            if timeout_s is not None and self.is_sqlite:
+                with _sqlite_busy_timeout(conn, round(timeout_s * 1000)), conn.begin():
+                    yield Tx(conn, self.t, self.hnsw)
+                return
             with conn.begin():
+                if timeout_s is not None and self.dialect == "postgresql":
+                    ms = max(1, round(timeout_s * 1000))
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
                 yield Tx(conn, self.t, self.hnsw)
 
     @contextmanager
@@ -72,11 +96,12 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield Tx(conn, self.t, self.hnsw)
 
-    def upgrade(self) -> None:
-        """Bring the schema to the newest migration (a no-op when it is there already)."""
+    def upgrade(self) -> bool:
+        """Bring the schema to the newest migration; False when it was there already (see
+        :func:`holocron.store.migrate.upgrade`: one process migrates, the others wait and find nothing to do)."""
         from holocron.store.migrate import upgrade
 
-        upgrade(self)
+        return upgrade(self)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -99,6 +124,24 @@ def _create_engine(url: str, dialect: str, *, echo: bool) -> Engine:
     if dialect == "postgresql":
         _configure_postgres(engine)
     return engine
+
+
+@contextmanager
+def _sqlite_busy_timeout(conn: Connection, ms: int) -> Iterator[None]:
+    """This connection's busy timeout for one transaction, then the default again (connections are pooled).
+
+    Set on the driver's connection directly: a statement through SQLAlchemy would begin a transaction first.
+    """
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA busy_timeout={max(1, ms)}")
+    try:
+        yield
+    finally:
+        try:
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        except Exception:  # the connection broke: never hand it out again with the short timeout
+            conn.invalidate()
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -12,9 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, DateTime, Float, LargeBinary
+from sqlalchemy import JSON, DateTime, Float, LargeBinary, literal
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.operators import OperatorType, custom_op
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -114,6 +119,59 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# --- the database's clock ----------------------------------------------------------------------------------------
+
+
+class DbNow(FunctionElement[datetime]):
+    """The database server's current time (plus an offset in seconds), as a :class:`UtcDateTime`.
+
+    Leases, heartbeats and backoff are computed with it so that every host agrees on when a lease runs out,
+    however far apart their own clocks are. PostgreSQL: ``statement_timestamp()`` (one value per statement,
+    so the columns one statement sets agree). SQLite: ``'now'`` at millisecond precision, written exactly as
+    :class:`UtcDateTime` stores values there (``YYYY-MM-DD HH:MM:SS.ffffff``), so that stored and computed
+    times compare correctly as text.
+    """
+
+    type = UtcDateTime()
+    inherit_cache = True
+    name = "db_now"
+
+
+def db_now(offset_seconds: float | ColumnElement[Any] | None = None) -> DbNow:
+    """The database's "now", or "now + offset_seconds" (a number or a bound parameter; negative goes back)."""
+    if offset_seconds is None:
+        return DbNow()
+    if isinstance(offset_seconds, int | float):
+        offset_seconds = literal(float(offset_seconds), Float())
+    return DbNow(offset_seconds)
+
+
+_SQLITE_TIME_FORMAT = "'%Y-%m-%d %H:%M:%f'"
+
+
+@compiles(DbNow, "sqlite")
+def _db_now_sqlite(element: DbNow, compiler: SQLCompiler, **kw: Any) -> str:
+    clauses = list(element.clauses)
+    if not clauses:
+        return f"(strftime({_SQLITE_TIME_FORMAT}, 'now') || '000')"
+    offset = compiler.process(clauses[0], **kw)
+    return f"(strftime({_SQLITE_TIME_FORMAT}, julianday('now') + ({offset}) / 86400.0) || '000')"
+
+
+@compiles(DbNow, "postgresql")
+def _db_now_postgresql(element: DbNow, compiler: SQLCompiler, **kw: Any) -> str:
+    clauses = list(element.clauses)
+    if not clauses:
+        return "statement_timestamp()"
+    offset = compiler.process(clauses[0], **kw)
+    return f"(statement_timestamp() + make_interval(secs => CAST({offset} AS DOUBLE PRECISION)))"
+
+
+@compiles(DbNow)
+def _db_now_other(element: DbNow, compiler: SQLCompiler, **kw: Any) -> str:
+    raise CompileError(f"no database clock for the {compiler.dialect.name} dialect (SQLite and PostgreSQL have one)")
 
 
 @dataclass(frozen=True)
