@@ -26,7 +26,7 @@ from holocron.config import Settings
 from holocron.embedding.base import EmbeddingError, ModelIdentity, ProviderStats, Purpose
 from holocron.embedding.local import LocalProvider
 from holocron.jobs import JobQueue, JobStatus, JobType, Worker, WorkerOptions, WorkerReport, drift
-from holocron.jobs.worker import fit_torch_threads, torch_threads_for
+from holocron.jobs.worker import fit_torch_threads, torch_threads_for_process
 from holocron.service import Holocron
 from holocron.vectors import Matrix
 
@@ -334,25 +334,17 @@ def test_retrieve_test_searches_with_the_workers_settings_and_matches_ids_exactl
 # --- torch threads ---------------------------------------------------------------------------------------------
 
 
-def test_torch_threads_share_the_cores_between_slots() -> None:
-    assert torch_threads_for(1, cores=16) == 16
-    assert torch_threads_for(4, cores=16) == 4
-    assert torch_threads_for(3, cores=16) == 5
-    assert torch_threads_for(32, cores=16) == 1  # never none
-    assert torch_threads_for(2) >= 1
-
-
-def test_a_worker_gives_its_local_model_its_share_of_the_cores(db_url: str, tmp_path: Path) -> None:
+def test_a_worker_sets_torch_threads_once_for_the_process(db_url: str, tmp_path: Path) -> None:
     local = LocalProvider()  # not loaded: the threads apply when it loads
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
     try:
         with make(db_url, tmp_path, local) as instance:
             Worker(instance, WorkerOptions(worker_id="w", drain=True, concurrency=2)).run()
-        assert local.threads == torch_threads_for(2)
+        assert local.threads == torch_threads_for_process() == len(os.sched_getaffinity(0))
         if torch is not None:  # a model loaded earlier in this process: set at once
-            assert torch.get_num_threads() == torch_threads_for(2)
-        assert fit_torch_threads(object(), 2) is None  # not a local model: nothing to set
+            assert torch.get_num_threads() == torch_threads_for_process()
+        assert fit_torch_threads(object()) is None  # not a local model: nothing to set
     finally:
         if torch is not None and before is not None:
             torch.set_num_threads(before)
@@ -494,3 +486,52 @@ def test_verdict_names_each_missed_threshold() -> None:
     assert drift.verdict(cosines, rankings, drift.Thresholds()) == []
     empty = drift.RankingSummary(0, None, None, None, None)
     assert drift.verdict(drift.summarize_cosines([]), empty, drift.Thresholds(0.9, 0.9, 0.9)) == []
+
+
+# --- progress survives a kill ----------------------------------------------------------------------------------
+
+
+class KilledMidJob(BaseException):
+    """What a SIGKILL looks like from inside: nothing after it runs (not an Exception, so no retry logic)."""
+
+
+class DiesOnCall(TaggedProvider):
+    """Answers ``calls_before_death`` model calls, then the process 'dies' in the next one."""
+
+    def __init__(self, inner: LocalProvider, calls_before_death: int) -> None:
+        super().__init__(inner, inner.identity())
+        self.calls_before_death = calls_before_death
+
+    def embed(self, texts: Sequence[str], purpose: Purpose = Purpose.DOCUMENT) -> Matrix:
+        if self.stats.calls == self.calls_before_death:
+            raise KilledMidJob
+        return super().embed(texts, purpose)
+
+
+def test_a_killed_embed_job_keeps_every_finished_model_call(
+    db_url: str, tmp_path: Path, provider: LocalProvider
+) -> None:
+    from holocron.indexer import chunk_sources
+    from holocron.jobs.handlers import COMMIT_EVERY_CHUNKS
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for number in range(40):
+        (folder / f"note{number:02}.txt").write_text(f"Note {number}: the {number}th planet has {number} moons.")
+    dying = DiesOnCall(provider, calls_before_death=2)
+    with make(db_url, tmp_path, dying) as holo:
+        holo.ingest([folder])
+        chunk_sources(holo.db, holo.chunk_policy())
+        chunk_ids = [r.chunk_id for r in rows(holo, holo.db.t.chunk)]
+        assert len(chunk_ids) == 40
+        space_id = holo.space.embedding_space_id
+        holo.jobs.enqueue(JobType.EMBED_CHUNKS, {"space_id": space_id, "chunk_ids": chunk_ids, "batch_size": 64})
+        with pytest.raises(KilledMidJob):
+            drain(holo)
+        # Two model calls finished before the "kill": both are committed, not lost with the job.
+        assert len(rows(holo, holo.db.t.embedding)) == 2 * COMMIT_EVERY_CHUNKS
+    survivor = TaggedProvider(provider, provider.identity())
+    with make(db_url, tmp_path, survivor) as holo:
+        assert drain(holo).succeeded == 1
+        assert len(rows(holo, holo.db.t.embedding)) == 40
+        assert survivor.stats.calls == 1  # only the 8 chunks that were left

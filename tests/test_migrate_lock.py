@@ -108,7 +108,8 @@ def test_a_schema_newer_than_the_code_is_refused_naming_both_revisions(db: Datab
     assert alembic_rows(db) == [FUTURE]  # nothing was touched
 
 
-def test_the_command_line_prints_the_refusal_as_one_error_line(db: Database, tmp_path: Path) -> None:
+@pytest.mark.parametrize("args", [["jobs", "list"], ["db", "upgrade"]], ids=" ".join)
+def test_the_command_line_prints_the_refusal_as_one_error_line(db: Database, tmp_path: Path, args: list[str]) -> None:
     stamp_future(db)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HOLOCRON_")},
@@ -117,7 +118,7 @@ def test_the_command_line_prints_the_refusal_as_one_error_line(db: Database, tmp
     url = db.url.render_as_string(hide_password=False)
     command = [sys.executable, "-c", "from holocron.cli.app import main; main()"]
     done = subprocess.run(
-        [*command, "--database-url", url, "--home", str(tmp_path / "home"), "jobs", "list"],
+        [*command, "--database-url", url, "--home", str(tmp_path / "home"), *args],
         env=env,
         capture_output=True,
         text=True,

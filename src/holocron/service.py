@@ -25,6 +25,7 @@ from holocron.identity import ModelIdentity
 from holocron.indexer import ChunkStats, EmbedStats, chunk_sources, embed_chunks
 from holocron.ingest.files import DEFAULT_SOURCE_SYSTEM, FileRef, Skipped, read_file, read_manifest, walk
 from holocron.jobs.handlers import enqueue_indexing
+from holocron.jobs.models import PAYLOADS, ChunkPolicySpec, JobType, parse_job_type
 from holocron.jobs.queue import Enqueued, JobQueue
 from holocron.lake import write_artifact
 from holocron.observability.logs import log_context
@@ -279,6 +280,27 @@ class Holocron:
         return enqueue_indexing(
             self.jobs, self.space.embedding_space_id, source_ids, policy_version=policy_version, policy=policy
         )
+
+    def enqueue_job(
+        self,
+        job_type: JobType | str,
+        payload: dict[str, Any],
+        *,
+        priority: int | None = None,
+        dedupe_key: str | None = None,
+        max_attempts: int | None = None,
+    ) -> Enqueued:
+        """Queue one job. A payload's space, when left out, is the configured model's space; a CHUNK_SOURCE
+        payload's chunk policy, the configured one (fixed now, so that every worker chunks with it, not with
+        its own settings). Raises ``ValueError`` for an unknown type or a payload its schema refuses."""
+        kind = parse_job_type(job_type) if isinstance(job_type, str) else job_type
+        data = dict(payload)
+        space_field = PAYLOADS[kind].space_field
+        if space_field not in data:
+            data[space_field] = self.space.embedding_space_id
+        if kind is JobType.CHUNK_SOURCE and "chunk_policy" not in data:
+            data["chunk_policy"] = ChunkPolicySpec.of(self.chunk_policy()).model_dump(mode="json")
+        return self.jobs.enqueue(kind, data, priority=priority, dedupe_key=dedupe_key, max_attempts=max_attempts)
 
     def ingest_manifest(
         self,

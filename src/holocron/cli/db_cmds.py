@@ -17,10 +17,15 @@ sources_app = HolocronTyper(help="Ingested sources and their indexing state.", n
 @app.command()
 def upgrade(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Apply every pending migration."""
+    from holocron.cli.common import UserError
     from holocron.store.database import Database
+    from holocron.store.migrate import SchemaTooNewError
 
     db = Database(state(ctx).settings().resolved_database_url)
-    db.upgrade()
+    try:
+        db.upgrade()
+    except SchemaTooNewError as exc:  # one line naming both revisions, as every other command prints it
+        raise UserError(str(exc)) from None
     data = _schema_state(db)
     if as_json:
         print_json(data)

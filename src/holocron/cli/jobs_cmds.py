@@ -447,14 +447,7 @@ def enqueue(
     \b
     Example: holocron jobs enqueue DRIFT_TEST --queries-file queries.txt
     """
-    from holocron.jobs.models import (
-        PAYLOADS,
-        ChunkPolicySpec,
-        InvalidPayloadError,
-        JobType,
-        UnknownJobTypeError,
-        parse_job_type,
-    )
+    from holocron.jobs.models import InvalidPayloadError, UnknownJobTypeError, parse_job_type
 
     try:
         kind = parse_job_type(job_type)
@@ -476,14 +469,8 @@ def enqueue(
     if queries:
         data["queries"] = queries
     with open_holocron(ctx) as holo:
-        space_field = PAYLOADS[kind].space_field
-        if space_field not in data:
-            data[space_field] = holo.space.embedding_space_id
-        if kind is JobType.CHUNK_SOURCE and "chunk_policy" not in data:
-            # Fixed now, as for every CHUNK_SOURCE job queued here: each worker chunks with it, not its own.
-            data["chunk_policy"] = ChunkPolicySpec.of(holo.chunk_policy()).model_dump(mode="json")
         try:
-            result = holo.jobs.enqueue(kind, data, priority=priority, dedupe_key=dedupe_key, max_attempts=max_attempts)
+            result = holo.enqueue_job(kind, data, priority=priority, dedupe_key=dedupe_key, max_attempts=max_attempts)
         except InvalidPayloadError as exc:
             raise UserError(str(exc)) from exc
     if as_json:

@@ -229,6 +229,10 @@ def _chunks_missing_for_sources(tx: Tx, space_id: int, source_ids: Sequence[str]
 
 # --- EMBED_CHUNKS ----------------------------------------------------------------------------------------------
 
+COMMIT_EVERY_CHUNKS = 16
+"""An EMBED_CHUNKS job commits its vectors every this many chunks (one model call each), so a worker killed
+mid-job loses at most one model call's work, and the next attempt embeds only what is left."""
+
 
 def embed_chunk_batch(ctx: JobContext, payload: EmbedChunksPayload) -> dict[str, Any]:
     """Embed the chunks of the batch that have no vector of their current text in the space."""
@@ -250,7 +254,7 @@ def embed_chunk_batch(ctx: JobContext, payload: EmbedChunksPayload) -> dict[str,
         provider,
         run_id=ctx.run_id,
         chunk_ids=payload.chunk_ids,
-        batch_size=payload.batch_size or ctx.holo.settings.embed_batch_size,
+        batch_size=min(payload.batch_size or ctx.holo.settings.embed_batch_size, COMMIT_EVERY_CHUNKS),
         progress=progress,
     )
     model_calls = provider.stats.calls - calls_before

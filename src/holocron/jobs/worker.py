@@ -14,8 +14,9 @@ Design choices, and why:
   handler is interrupted at its next checkpoint and its result is never written.
 - **The same thread sweeps** expired leases (and runs left open by dead processes) every interval, so a dead
   worker's job is back in the queue within about a lease even while every slot of every worker is busy.
-- **Threads for torch.** A local model's torch gets ``cores // concurrency`` threads (at least one), set once
-  per process, so that ``--concurrency`` slots do not each ask for every core.
+- **Threads for torch.** Torch's thread pool belongs to the process, so it is set once per process, never per
+  slot. The local provider runs one model call at a time (its lock), so that one call gets every core the
+  process may use; ``--concurrency`` slots overlap the rest of their work (reads, writes, HTTP) around it.
 - **Failures are logged with their traceback** (level ERROR, once per failed attempt), in the text and the
   JSON log format alike.
 - **Stopping is graceful.** SIGINT or SIGTERM stops claiming; a running job is interrupted at its next
@@ -106,24 +107,23 @@ class WorkerReport:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
-def torch_threads_for(concurrency: int, cores: int | None = None) -> int:
-    """Torch threads for one process running ``concurrency`` slots: its cores shared out, at least one each."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, concurrency))
+def torch_threads_for_process() -> int:
+    """Torch threads for this process: the cores it may run on (its affinity), at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores)
 
 
-def fit_torch_threads(provider: object, concurrency: int) -> int | None:
-    """Give a local model ``torch_threads_for(concurrency)`` threads; returns them (None: not a local model).
+def fit_torch_threads(provider: object) -> int | None:
+    """Give a local model the process's cores, once; returns the threads (None: not a local model).
 
-    Torch's thread pool belongs to the process: it is set here once, for the model's load, or at once when the
-    model is loaded already.
+    Set here, before the slots start, for the model's load, or at once when the model is loaded already; the
+    provider's lock runs one model call at a time, so no two calls compete for the cores.
     """
     from holocron.embedding.local import LocalProvider
 
     if not isinstance(provider, LocalProvider):
         return None
-    threads = torch_threads_for(concurrency)
+    threads = torch_threads_for_process()
     provider.threads = threads
     torch = sys.modules.get("torch")
     if torch is not None:
@@ -307,7 +307,7 @@ class Worker:
             raise ValueError(f"no handler for {', '.join(unknown)}")
         spaces = list(opts.spaces) if opts.spaces is not None else [self.holo.space.embedding_space_id]
         interval = opts.heartbeat_seconds or opts.lease_seconds / 3
-        torch_threads = fit_torch_threads(self.holo.provider, opts.concurrency)
+        torch_threads = fit_torch_threads(self.holo.provider)
         heartbeater = _Heartbeater(self.queue, opts.lease_seconds, interval)
         heartbeater.start()
         log.info(

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from holocron.store.database import Database, Tx
 from holocron.store.spaces import EmbeddingSpace
-from holocron.store.types import utcnow
+from holocron.store.types import db_now, utcnow
 
 RUN_LEASE = timedelta(seconds=60)
 """How long a run stays RUNNING without a sign of life; :func:`keep_alive` renews it every third of that."""
@@ -52,7 +52,7 @@ def start_run(
                 host=HOST,
                 pid=os.getpid(),
                 # A job's run lives as long as the job's own lease (see close_expired_runs); others renew theirs.
-                lease_expires_utc=None if job_id is not None else utcnow() + RUN_LEASE,
+                lease_expires_utc=None if job_id is not None else db_now(RUN_LEASE.total_seconds()),
             )
         )
     return run_id
@@ -65,7 +65,7 @@ def renew_run(db: Database, run_id: str) -> bool:
         done = tx.execute(
             update(table)
             .where(table.c.run_id == run_id, table.c.status == "RUNNING")
-            .values(lease_expires_utc=utcnow() + RUN_LEASE)
+            .values(lease_expires_utc=db_now(RUN_LEASE.total_seconds()))
         )
     return bool(done.rowcount)
 
@@ -113,7 +113,7 @@ def close_expired_runs(tx: Tx) -> int:
     closed = 0
     expired = tx.execute(
         update(run)
-        .where(run.c.status == "RUNNING", run.c.lease_expires_utc.is_not(None), run.c.lease_expires_utc < now)
+        .where(run.c.status == "RUNNING", run.c.lease_expires_utc.is_not(None), run.c.lease_expires_utc < db_now())
         .values(status="FAILED", error="the run stopped without finishing (its lease expired)", completed_utc=now)
     )
     closed += expired.rowcount or 0

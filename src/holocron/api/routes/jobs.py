@@ -38,7 +38,7 @@ def get_job(job_id: JobId, state: State) -> dict[str, Any]:
 @router.post("", status_code=201, response_model=EnqueueResponse, summary="Enqueue one job (validated payload).")
 def enqueue(body: EnqueueRequest, state: State) -> EnqueueResponse:
     try:
-        done = state.queue.enqueue(
+        done = state.holocron.enqueue_job(
             body.job_type,
             body.input,
             priority=body.priority,
