@@ -109,7 +109,7 @@ class Job:
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 ChunkId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-SpaceId = Annotated[int, Field(ge=1)]
+SpaceId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # the space id column is 32-bit on PostgreSQL
 BatchSize = Annotated[int, Field(ge=1, le=4096)]
 
 
@@ -136,9 +136,9 @@ class ChunkPolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     algorithm: str
-    chunk_size: Annotated[int, Field(ge=1)]
-    overlap: Annotated[int, Field(ge=0)]
-    max_chunks: Annotated[int, Field(ge=1)]
+    chunk_size: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    overlap: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    max_chunks: Annotated[int, Field(ge=1, le=2**31 - 1)]
     version: str | None = None
     """Checked against the other fields when given (a record whose version and parameters disagree is refused)."""
 
