@@ -1,28 +1,29 @@
-"""Vector indexes: exact and HNSW agree, filters hold inside the index, and the index file is repaired
-after a crash between the table write and the index write."""
+"""Vector indexes: exact and HNSW agree, filters hold inside the index, the index file is repaired after a
+crash between the table write and the index write, and the vectors are kept once and read in pages."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from holocron.embedding.base import ModelIdentity
 from holocron.hashing import chunk_id_for, sha256_text
 from holocron.retrieval.space_index import IndexConfig, SpaceIndex
-from holocron.retrieval.vector_index import ExactVectorIndex, HnswParams, HnswVectorIndex, top_k
+from holocron.retrieval.vector_index import ExactVectorIndex, HnswParams, HnswVectorIndex
 from holocron.store.chunks import ChunkRow, replace_chunks
 from holocron.store.database import Database
-from holocron.store.embeddings import EmbeddingWrite, insert_embeddings
+from holocron.store.embeddings import EmbeddingWrite, insert_embeddings, read_current_vectors, read_vectors
 from holocron.store.sources import RawRecord, register_records
 from holocron.store.spaces import EmbeddingSpace, get_or_create_space
 from holocron.store.types import utcnow
-from holocron.vectors import l2_normalize
+from holocron.vectors import l2_normalize, top_k
 
 DIMS = 32
 
@@ -190,8 +191,10 @@ def test_lost_log_or_damaged_file_triggers_a_rebuild(tmp_path: Path) -> None:
     index.sync()
     # A change whose log rows are lost: the size check notices and the index is rebuilt from the table.
     _write(db, space, "b", 7, rng)
+    log = db.t.embedding_log
+    assert log is not None
     with db.write() as tx:
-        tx.execute(tx.t.embedding_log.delete())
+        tx.execute(log.delete())
     fresh = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
     report = fresh.sync()
     assert report.rebuilt and report.size == 37
@@ -203,10 +206,10 @@ def test_lost_log_or_damaged_file_triggers_a_rebuild(tmp_path: Path) -> None:
     # Rebuilds read the table and write nothing to the log: it is still empty, and a rebuilt index with no log
     # behind it catches up on later changes by replay, as usual.
     with db.read() as tx:
-        assert tx.execute(select(func.count()).select_from(tx.t.embedding_log)).scalar_one() == 0
+        assert tx.execute(select(func.count()).select_from(log)).scalar_one() == 0
     _write(db, space, "c", 5, rng)
     with db.read() as tx:
-        assert tx.execute(select(func.count()).select_from(tx.t.embedding_log)).scalar_one() == 5
+        assert tx.execute(select(func.count()).select_from(log)).scalar_one() == 5
     later = again.sync()
     assert not later.rebuilt and later.replayed == 5 and len(again) == 42
     for query in unit(rng, 5):
@@ -214,8 +217,9 @@ def test_lost_log_or_damaged_file_triggers_a_rebuild(tmp_path: Path) -> None:
     db.dispose()
 
 
-def test_sidecar_older_than_file_replays_harmlessly(tmp_path: Path) -> None:
-    """A crash between the file rename and the sidecar rename: the old sequence is replayed again."""
+def test_graph_newer_than_its_sidecar_is_rebuilt(tmp_path: Path) -> None:
+    """A crash between the graph's rename and the sidecar's leaves a new graph under the old sidecar: the sidecar's
+    checksum no longer matches, so the pair is not trusted and the index is rebuilt, with the reason."""
     db = Database(f"sqlite:///{tmp_path / 'holocron.db'}")
     db.upgrade()
     rng = np.random.default_rng(9)
@@ -227,13 +231,17 @@ def test_sidecar_older_than_file_replays_harmlessly(tmp_path: Path) -> None:
     old_sidecar = index.sidecar_path.read_text()
     _write(db, space, "b", 20, rng)
     index.sync()
-    index.save()
+    assert index.save()
     index.sidecar_path.write_text(old_sidecar)  # the file is new, its sidecar still the old one
     reopened = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
     report = reopened.sync()
-    assert report.loaded_file and not report.rebuilt and report.size == 40
+    assert report.rebuilt and not report.loaded_file and report.size == 40
+    assert "is not the graph its sidecar was saved with" in report.reason
     query = unit(rng, 1)[0]
     assert [i for i, _ in reopened.search(query, 10)] == _exact_ids(db, space, query, 10)
+    # The rebuild saved a matching pair: the next process loads it.
+    again = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
+    assert again.sync().loaded_file and not again.sync().rebuilt
     db.dispose()
 
 
@@ -268,4 +276,118 @@ def test_many_removals_trigger_a_compacting_rebuild(tmp_path: Path) -> None:
     _drop(db, "a")
     report = index.sync()
     assert report.rebuilt and "removed" in report.reason and report.size == 30
+    db.dispose()
+
+
+# -- one copy of the vectors, read in pages ----------------------------------------------------------------
+
+
+def _arrays_in(obj: object, depth: int = 2) -> list[np.ndarray]:
+    """The numpy arrays an object holds, in its attributes and theirs (``depth`` levels down)."""
+    found: list[np.ndarray] = []
+    for value in vars(obj).values():
+        if isinstance(value, np.ndarray):
+            found.append(value)
+        elif depth > 0 and hasattr(value, "__dict__") and type(value).__module__.startswith("holocron"):
+            found.extend(_arrays_in(value, depth - 1))
+    return found
+
+
+def test_hnsw_index_keeps_its_vectors_only_in_the_graph(tmp_path: Path) -> None:
+    rng = np.random.default_rng(17)
+    vectors = unit(rng, 2000)
+    ids = np.arange(5, 2005, dtype=np.int64)
+    ann = HnswVectorIndex(DIMS, HnswParams(16, 64, 64), exact_subset_max=300)
+    ann.add(ids, vectors)
+    assert not [a for a in _arrays_in(ann) if a.dtype == np.float32 and a.size >= vectors.size // 2]
+    assert np.array_equal(ann.graph_vectors(ids[:50]), vectors[:50])
+    # Exact search over an allowed subset reads the graph's vectors when no other source is given.
+    exact = ExactVectorIndex(DIMS)
+    exact.add(ids, vectors)
+    allowed = set(ids[::9].tolist())
+    query = unit(rng, 1)[0]
+    assert [i for i, _ in ann.search(query, 10, allowed)] == [i for i, _ in exact.search(query, 10, allowed)]
+    ann.remove(ids[:10])
+    with pytest.raises(KeyError):
+        ann.graph_vectors(ids[:1])
+    # Saved and loaded: still no copy beside the graph.
+    path = tmp_path / "g.hnsw"
+    loaded = HnswVectorIndex.load(path, DIMS, ann.params, ann.save(path))
+    assert len(loaded) == 1990 and loaded.tombstones == 10 and int(ids[0]) not in loaded
+    assert not [a for a in _arrays_in(loaded) if a.dtype == np.float32 and a.size >= vectors.size // 2]
+
+    # A space's HNSW index reads an allowed subset's vectors from the table instead.
+    db = Database(f"sqlite:///{tmp_path / 'holocron.db'}")
+    db.upgrade()
+    space = _space(db)
+    _write(db, space, "a", 200, rng)
+    config = IndexConfig(exact_threshold=0, hnsw=HnswParams(16, 64, 64), filter_exact_max=150)
+    index = SpaceIndex(db, space.embedding_space_id, DIMS, config=config)
+    index.sync()
+    assert index.kind == "hnsw"
+    assert not [a for a in _arrays_in(index, 3) if a.dtype == np.float32 and a.size >= 100 * DIMS]
+    e = db.t.embedding
+    with db.read() as tx:
+        table = {r.embedding_id: r.vector for r in tx.execute(select(e.c.embedding_id, e.c.vector))}
+    subset = sorted(table)[::3]
+    matrix = np.vstack([table[i] for i in subset])
+    for query in unit(rng, 5):
+        assert [i for i, _ in index.search(query, 10, set(subset))] == brute(
+            matrix, np.asarray(subset, dtype=np.int64), query, 10
+        )
+    db.dispose()
+
+
+def test_exact_index_adopts_the_rebuilt_matrix() -> None:
+    rng = np.random.default_rng(19)
+    matrix = unit(rng, 50)
+    ids = np.arange(100, 150, dtype=np.int64)
+    index = ExactVectorIndex.from_arrays(ids, matrix)
+    assert np.shares_memory(index.matrix, matrix) and len(index) == 50
+    query = unit(rng, 1)[0]
+    assert [i for i, _ in index.search(query, 5)] == brute(matrix, ids, query, 5)
+    index.add([7], unit(rng, 1))  # grows past the adopted buffer like any other
+    index.remove([100])
+    assert len(index) == 50 and 7 in index and 100 not in index
+    with pytest.raises(ValueError, match="distinct"):
+        ExactVectorIndex.from_arrays([1, 1], unit(rng, 2))
+
+
+def test_vectors_are_read_in_pages_into_one_preallocated_matrix(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'holocron.db'}")
+    db.upgrade()
+    rng = np.random.default_rng(23)
+    space = _space(db)
+    _write(db, space, "a", 23, rng)
+    _write(db, space, "b", 20, rng)
+    with db.write() as tx:  # b's chunks get new text: their embeddings are no longer current
+        tx.execute(db.t.chunk.update().where(db.t.chunk.c.source_id == "t:b").values(content_sha256=sha256_text("new")))
+    e = db.t.embedding
+    with db.read() as tx:
+        rows = tx.execute(select(e.c.embedding_id, e.c.vector).order_by(e.c.embedding_id)).all()
+    want_ids = np.array([r.embedding_id for r in rows[:23]], dtype=np.int64)
+    want = np.vstack([r.vector for r in rows[:23]])
+
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    with db.read() as tx:
+        ids, matrix = read_current_vectors(tx, space.embedding_space_id, DIMS, page_rows=5)
+    event.remove(db.engine, "before_cursor_execute", record)
+    assert np.array_equal(ids, want_ids) and np.array_equal(matrix, want)
+    assert matrix.dtype == np.float32 and matrix.flags.c_contiguous and matrix.base is not None
+    assert len([s for s in statements if "LIMIT" in s]) == 5  # 23 rows: pages of 5, 5, 5, 5, 3
+    with db.read() as tx:
+        some_ids, some = read_vectors(tx, space.embedding_space_id, DIMS, [int(want_ids[3]), 10_000, 0])
+    assert some_ids.tolist() == [int(want_ids[3])] and np.array_equal(some[0], want[3])
+    # A rebuild reads the same rows, the same way.
+    statements.clear()
+    index = SpaceIndex(db, space.embedding_space_id, DIMS, config=HNSW)
+    event.listen(db.engine, "before_cursor_execute", record)
+    assert index.rebuild().size == 23
+    event.remove(db.engine, "before_cursor_execute", record)
+    assert len([s for s in statements if "LIMIT" in s and "vector_embedding.vector" in s]) == 1
     db.dispose()

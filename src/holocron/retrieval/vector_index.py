@@ -1,9 +1,10 @@
 """Vector indexes behind one small interface, keyed by ``embedding_id``.
 
 ``ExactVectorIndex`` is a numpy matrix (the recall baseline, and the index below the size threshold);
-``HnswVectorIndex`` is an HNSW graph from hnswlib (chosen over usearch and FAISS by ``bench/ann_choice.py``,
-see ``docs/retrieval.md``). On PostgreSQL the same interface is served by pgvector (``retrieval/pgvector.py``).
-Scores are inner products of unit vectors, i.e. cosine similarity: higher is better.
+``HnswVectorIndex`` is an HNSW graph from hnswlib, which holds the only copy of its vectors (hnswlib was chosen
+over usearch and FAISS by ``bench/ann_choice.py``, see ``docs/retrieval.md``). On PostgreSQL the same interface
+is served by pgvector (``retrieval/pgvector.py``). Scores are inner products of unit vectors, i.e. cosine
+similarity: higher is better.
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ from holocron.vectors import Matrix, top_k
 
 Ids = npt.NDArray[np.int64]
 Ranked = list[tuple[int, float]]
+VectorSource = Callable[[Ids], tuple[Ids, Matrix]]
+"""Reads the vectors of some ids from wherever they are kept: returns (the ids it found, ascending, their rows)."""
+
+
+class IndexFolderError(RuntimeError):
+    """The folder of an index's files cannot be used (a file in its way, no permission to write, a lock that is
+    never released); the message names the path and what is wrong with it."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"vector index folder {path}: {problem}")
+        self.path = path
+        self.problem = problem
 
 
 _blas: list[Any] = []
@@ -61,6 +74,26 @@ class ExactVectorIndex:
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, int | np.integer) and 0 <= int(key) < len(self._row) and self._row[int(key)] >= 0
+
+    @classmethod
+    def from_arrays(cls, ids: npt.ArrayLike, matrix: npt.ArrayLike) -> ExactVectorIndex:
+        """An index that adopts ``matrix`` as its buffer (no copy when it is already contiguous float32); the
+        ids must be distinct and non-negative."""
+        keys = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+        rows: Matrix = np.ascontiguousarray(np.asarray(matrix, dtype=np.float32))
+        if rows.ndim != 2 or len(rows) != len(keys):
+            raise ValueError(f"{len(keys)} ids but a matrix of shape {rows.shape}")
+        index = cls(rows.shape[1])
+        if not len(keys):
+            return index
+        if keys.min() < 0:
+            raise ValueError("ids must be non-negative")
+        if len(np.unique(keys)) != len(keys):
+            raise ValueError("ids must be distinct")
+        index._ids, index._matrix, index._size = keys, rows, len(keys)
+        index._row = np.full(int(keys.max()) + 1, -1, dtype=np.int64)
+        index._row[keys] = np.arange(len(keys))
+        return index
 
     @property
     def ids(self) -> Ids:
@@ -165,10 +198,13 @@ class HnswParams:
 class HnswVectorIndex:
     """hnswlib HNSW over inner product (cosine on unit vectors).
 
-    Removal marks a label deleted (the graph keeps routing through it); ``tombstones`` tells the owner when a
-    rebuild would reclaim the space. Filtered searches go exact over the allowed subset when it is small,
-    else use hnswlib's filtered search, which only ever returns allowed labels; if the graph cannot find k of
-    them, the search falls back to exact, so k hits come back whenever k allowed vectors exist.
+    The graph holds the only copy of the vectors. Removal marks a label deleted (the graph keeps routing through
+    it); ``tombstones`` tells the owner when a rebuild would reclaim the space. Filtered searches go exact over
+    the allowed subset when it is small, else use hnswlib's filtered search, which only ever returns allowed
+    labels; if the graph cannot find k of them, the search falls back to exact, so k hits come back whenever k
+    allowed vectors exist. An exact search reads the subset's vectors from ``vectors`` when given (the owner's
+    store, e.g. the embedding table), else from the graph (hnswlib's ``get_items``: correct, but it converts
+    through Python lists, ~40 us a vector).
     """
 
     def __init__(
@@ -176,9 +212,10 @@ class HnswVectorIndex:
         dimensions: int,
         params: HnswParams | None = None,
         *,
-        exact_subset_max: int = 50_000,
+        exact_subset_max: int = 5_000,
         exact_subset_fraction: float = 0.0,
         threads: int = 0,
+        vectors: VectorSource | None = None,
     ) -> None:
         import hnswlib
 
@@ -187,40 +224,96 @@ class HnswVectorIndex:
         self.exact_subset_max = exact_subset_max
         self.exact_subset_fraction = exact_subset_fraction
         self.threads = threads  # for adding; 0: all cores. Searches use one thread each.
+        self.vectors = vectors
         self._index = hnswlib.Index(space="ip", dim=dimensions)
         self._index.init_index(max_elements=1024, M=self.params.connectivity, ef_construction=self.params.expansion_add)
         self._index.set_ef(self.params.expansion_search)
-        # The live vectors as a plain matrix, for exact search over a small allowed set (and for reloads).
-        self._rows = ExactVectorIndex(dimensions)
+        self._live: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)  # label -> searchable (not deleted)
+        self._size = 0
         self._deleted: set[int] = set()
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._size
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, int | np.integer) and 0 <= int(key) < len(self._live) and bool(self._live[int(key)])
 
     @property
     def tombstones(self) -> int:
         return len(self._deleted)
 
+    @property
+    def ids(self) -> Ids:
+        """The live labels, ascending."""
+        return np.flatnonzero(self._live).astype(np.int64)
+
+    def _grow_live(self, largest: int) -> None:
+        if largest >= len(self._live):
+            live = np.zeros(max(largest + 1, 2 * len(self._live), 1024), dtype=np.bool_)
+            live[: len(self._live)] = self._live
+            self._live = live
+
+    def reserve(self, count: int) -> None:
+        """Room for ``count`` labels in all, before a bulk add."""
+        if count > self._index.get_max_elements():
+            self._index.resize_index(count)
+
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         keys = np.asarray(ids, dtype=np.int64).reshape(-1)
         if not len(keys):
             return
-        matrix = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(len(keys), self.dimensions))
+        if keys.min() < 0:
+            raise ValueError("ids must be non-negative")
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(keys), self.dimensions)
+        unique, last = np.unique(keys[::-1], return_index=True)
+        if len(unique) < len(keys):  # the same id twice in one call: the last vector wins
+            keep = len(keys) - 1 - last
+            keys, matrix = keys[keep], matrix[keep]
+        matrix = np.ascontiguousarray(matrix)
         needed = self._index.get_current_count() + len(keys)
         if needed > self._index.get_max_elements():
             self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
         # An existing label is updated in place; a deleted one is revived and updated.
         self._index.add_items(matrix, keys.astype(np.uint64), num_threads=self.threads or -1)
-        self._rows.add(keys, matrix)
+        self._grow_live(int(keys.max()))
+        self._size += int((~self._live[keys]).sum())
+        self._live[keys] = True
         self._deleted.difference_update(keys.tolist())
 
     def remove(self, ids: npt.ArrayLike) -> None:
-        keys = np.asarray(ids, dtype=np.int64).reshape(-1)
-        live = [key for key in np.unique(keys).tolist() if key in self._rows]
+        keys = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
+        keys = keys[(keys >= 0) & (keys < len(self._live))]
+        live = keys[self._live[keys]].tolist()
         for key in live:
             self._index.mark_deleted(key)
+        self._live[live] = False
+        self._size -= len(live)
         self._deleted.update(live)
-        self._rows.remove(live)
+
+    def live_of(self, ids: Collection[int]) -> Ids:
+        """Those of ``ids`` that are live labels, ascending."""
+        keys = np.fromiter(ids, dtype=np.int64, count=len(ids))
+        keys = keys[(keys >= 0) & (keys < len(self._live))]
+        return np.unique(keys[self._live[keys]])
+
+    def graph_vectors(self, ids: npt.ArrayLike) -> Matrix:
+        """The vectors the graph holds for live labels (a ``KeyError`` for any other)."""
+        keys = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if not len(keys):
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        missing = [int(key) for key in keys if int(key) not in self]
+        if missing:
+            raise KeyError(f"not in the graph: {missing[:10]}")
+        return np.asarray(self._index.get_items(keys.astype(np.uint64)), dtype=np.float32).reshape(
+            len(keys), self.dimensions
+        )
+
+    def vectors_of(self, ids: Collection[int]) -> tuple[Ids, Matrix]:
+        """(live ids among ``ids``, their vectors), from ``vectors`` when given, else from the graph."""
+        keys = self.live_of(ids)
+        if self.vectors is not None:
+            return self.vectors(keys)
+        return keys, self.graph_vectors(keys)
 
     def search(self, query: npt.ArrayLike, k: int, allowed: Collection[int] | None = None) -> Ranked:
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
@@ -230,11 +323,19 @@ class HnswVectorIndex:
         if allowed is None:
             return self._graph(q, min(k, size), None)
         if len(allowed) <= max(self.exact_subset_max, self.exact_subset_fraction * size):
-            return self._rows.search(q, k, allowed)
+            return self._exact(q[0], k, allowed)
         try:
             return self._graph(q, min(k, len(allowed)), allowed.__contains__)
         except RuntimeError:  # fewer than k allowed labels reachable at this ef
-            return self._rows.search(q, k, allowed)
+            return self._exact(q[0], k, allowed)
+
+    def _exact(self, q: npt.NDArray[np.float32], k: int, allowed: Collection[int]) -> Ranked:
+        ids, matrix = self.vectors_of(allowed)
+        if not len(ids):
+            return []
+        with one_blas_thread():
+            scores = matrix @ q
+        return [(int(ids[i]), float(scores[i])) for i in top_k(scores, k)]
 
     def _graph(self, q: npt.NDArray[np.float32], count: int, accept: Callable[[int], bool] | None) -> Ranked:
         self._index.set_ef(max(self.params.expansion_search, count))
@@ -255,10 +356,17 @@ class HnswVectorIndex:
         params: HnswParams | None = None,
         extra: dict[str, Any] | None = None,
         *,
-        exact_subset_max: int = 50_000,
+        exact_subset_max: int = 5_000,
         exact_subset_fraction: float = 0.0,
+        vectors: VectorSource | None = None,
     ) -> HnswVectorIndex:
-        index = cls(dimensions, params, exact_subset_max=exact_subset_max, exact_subset_fraction=exact_subset_fraction)
+        index = cls(
+            dimensions,
+            params,
+            exact_subset_max=exact_subset_max,
+            exact_subset_fraction=exact_subset_fraction,
+            vectors=vectors,
+        )
         import hnswlib
 
         index._index = hnswlib.Index(space="ip", dim=dimensions)
@@ -266,9 +374,15 @@ class HnswVectorIndex:
         if index._index.dim != dimensions:
             raise ValueError(f"{path}: {index._index.dim} dimensions, expected {dimensions}")
         index._index.set_ef(index.params.expansion_search)
-        index._deleted = {int(key) for key in (extra or {}).get("deleted", [])}
-        live = np.asarray([key for key in index._index.get_ids_list() if key not in index._deleted], dtype=np.int64)
-        for start in range(0, len(live), 100_000):
-            batch = live[start : start + 100_000]
-            index._rows.add(batch, np.asarray(index._index.get_items(batch), dtype=np.float32))
+        labels = np.asarray(index._index.get_ids_list(), dtype=np.int64)
+        deleted = {int(key) for key in (extra or {}).get("deleted", [])}
+        unknown = deleted.difference(labels.tolist())
+        if unknown:
+            raise ValueError(f"{path}: {len(unknown)} deleted labels are not in the graph")
+        index._deleted = deleted
+        if len(labels):
+            index._grow_live(int(labels.max()))
+            index._live[labels] = True
+            index._live[list(deleted)] = False
+        index._size = int(index._live.sum())
         return index
