@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -530,3 +531,14 @@ def test_delete_needs_the_token(holo: Holocron) -> None:
         assert c.get("/api/sources/files:pages/bees.md", headers=good).status_code == 200
         assert c.delete("/api/sources/files:pages/bees.md", headers=good).status_code == 200
         assert c.get("/api/sources/files:pages/bees.md", headers=good).status_code == 404
+
+
+def test_an_unusable_index_folder_is_a_503_naming_it(holo: Holocron, tmp_path: Path) -> None:
+    folder = holo.settings.home / "index"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.write_text("not a folder")
+    with TestClient(create_app(holo), base_url=BASE, raise_server_exceptions=False) as c:
+        answer = c.post("/api/search", json={"query": "Penny's birthday", "mode": "vector"}, headers=JSON)
+    assert answer.status_code == 503, answer.text
+    detail = answer.json()["detail"]
+    assert "'index'" in detail and "not a directory" in detail and str(tmp_path) not in detail

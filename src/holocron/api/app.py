@@ -28,6 +28,7 @@ from holocron.api.guard import Guard, HostRule
 from holocron.api.models import LocalPaths
 from holocron.api.routes import catalog, dashboard, jobs, runs, search, system
 from holocron.config import Settings
+from holocron.retrieval.vector_index import IndexFolderError
 from holocron.service import Holocron
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def create_app(target: Settings | Holocron, *, host: str | None = None) -> FastA
     app.middleware("http")(middleware(auth))
     app.middleware("http")(_request_log)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(IndexFolderError, _index_folder_error)  # type: ignore[arg-type]
     for module in (system, search, catalog, jobs, runs, dashboard):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -134,6 +136,15 @@ def _echo(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [_echo(v, depth + 1) for v in value[:20]]
     return _echo(str(value), depth)
+
+
+async def _index_folder_error(_request: Request, exc: IndexFolderError) -> JSONResponse:
+    """The store is fine but its vector index folder cannot be used: the operator's problem, said plainly (the
+    folder's name, not its absolute path, which this API never shows)."""
+    log.error("%s", exc)
+    return JSONResponse(
+        status_code=503, content={"detail": f"the vector index folder '{exc.path.name}' cannot be used: {exc.problem}"}
+    )
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

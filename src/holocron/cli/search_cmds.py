@@ -327,5 +327,5 @@ def index_rebuild(ctx: typer.Context, as_json: JsonOption = False) -> None:
         return
     console.print(
         f"space [cyan]{space}[/cyan]: {report.kind} index of {report.size} vectors rebuilt in "
-        f"{report.seconds:.2f} s" + (" and saved" if report.saved else "")
+        f"{report.seconds:.2f} s" + (" and saved" if report.saved else "") + f" ({report.reason})"
     )
