@@ -1,4 +1,5 @@
-"""Embedding providers on the command line: `models`, `serve-embeddings`, `spaces create`, `spaces probe`."""
+"""Model providers on the command line: `models`, `serve-models` (alias `serve-embeddings`), `spaces create`,
+`spaces probe`."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from holocron.net import is_loopback
 
 def register(app: typer.Typer, spaces_app: typer.Typer) -> None:
     app.command("models")(models)
-    app.command("serve-embeddings")(serve_embeddings)
+    app.command("serve-models")(serve_models)
+    app.command("serve-embeddings", help="The same as serve-models (its former name).")(serve_models)
     spaces_app.command("create")(create_space)
     spaces_app.command("probe")(probe)
 
@@ -209,10 +211,10 @@ def _ollama_details(entry: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-# -- holocron serve-embeddings -------------------------------------------------------------------
+# -- holocron serve-models (alias serve-embeddings) ----------------------------------------------
 
 
-def serve_embeddings(
+def serve_models(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
@@ -237,14 +239,33 @@ def serve_embeddings(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(parser=whole_number(1), metavar="N", help="Inputs per forward pass.")] = 64,
+    chat: Annotated[bool, typer.Option(help="Serve the local chat model too (--no-chat: embeddings only).")] = True,
+    chat_model: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="The chat model's GGUF file (default: the bundled SmolLM2-135M-Instruct)."),
+    ] = None,
+    chat_name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Name the chat model is served under (default: its own).")
+    ] = None,
+    model_cache: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Where the chat model's converted weights are cached (default: HOME/models)."),
+    ] = None,
+    chat_threads: Annotated[
+        int | None,
+        typer.Option(parser=whole_number(1), metavar="N", help="torch threads while generating (default: torch's)."),
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
-    """Serve the local model to workers over HTTP.
+    """Serve the local models to workers over HTTP.
 
-    Ollama's /api/embed and OpenAI's /v1/embeddings, for workers that do not have the model themselves.
+    The embedding model (Ollama's /api/embed, OpenAI's /v1/embeddings) and the chat model (Ollama's /api/chat and
+    /api/generate, OpenAI's /v1/chat/completions), for workers that do not have them themselves.
     """
     import uvicorn
 
+    from holocron.chat.base import ChatError
+    from holocron.chat.local import LocalChatModel
     from holocron.embedding.local import LocalProvider
     from holocron.embedding.server import create_app
 
@@ -252,6 +273,8 @@ def serve_embeddings(
     path = model_path or settings.local_model_path
     if path is not None and not path.is_dir():
         raise UserError(f"--model-path {path}: no such folder")
+    if chat_model is not None and not chat_model.is_file():
+        raise UserError(f"--chat-model {chat_model}: no such file")
     api_key = None
     if api_key_env:
         api_key = os.environ.get(api_key_env)
@@ -260,11 +283,33 @@ def serve_embeddings(
     if not is_loopback(host) and not api_key:
         print_warning(f"listening on {host} without an API key: anyone who can reach it can use it")
     provider = LocalProvider(model_name or _local_model_name(settings), path, batch_size=batch_size)
-    app = create_app(provider, model_name=model_name, api_key=api_key, batch_size=batch_size)
+    chat_provider = None
+    if chat:
+        try:
+            chat_provider = LocalChatModel(chat_model, model_cache or settings.home / "models", threads=chat_threads)
+        except ChatError as exc:
+            raise UserError(str(exc)) from exc
+    try:
+        app = create_app(
+            provider,
+            model_name=model_name,
+            api_key=api_key,
+            batch_size=batch_size,
+            chat=chat_provider,
+            chat_name=chat_name,
+        )
+    except (ValueError, ChatError) as exc:
+        raise UserError(str(exc)) from exc
     served = app.state.served
+    chat_served = app.state.chat_served
+    chat_line = (
+        f" and {chat_served.ref} ({chat_served.quantization_level}, digest {chat_served.digest[:12]})"
+        if chat_served is not None
+        else ""
+    )
     err_console.print(
-        f"serving {served.ref} ({served.dimensions}d, digest {served.digest[:12]}) on http://{host}:{port}: "
-        f"Ollama API at /api, OpenAI API at /v1"
+        f"serving {served.ref} ({served.dimensions}d, digest {served.digest[:12]}){chat_line} on "
+        f"http://{host}:{port}: Ollama API at /api, OpenAI API at /v1"
     )
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, timeout_keep_alive=75)
 

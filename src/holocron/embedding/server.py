@@ -1,11 +1,15 @@
-"""``holocron serve-embeddings``: the in-process model behind Ollama's and OpenAI's embedding APIs.
+"""``holocron serve-models`` (alias ``serve-embeddings``): the in-process models behind Ollama's and OpenAI's APIs.
 
-Workers without the model (or without a GPU) share one server; both HTTP providers are tested against real
-vectors. The endpoints follow the published API documents field by field, error bodies included:
+The local embedding model and, beside it, the local chat model (:mod:`holocron.chat.server` adds its routes:
+``/api/chat``, ``/api/generate``, ``/v1/chat/completions``). Workers without the models (or without a GPU) share
+one server; the HTTP providers are tested against real vectors and real answers. The listings name both models,
+and ``/api/show`` reports each one's ``capabilities`` (``embedding`` or ``completion``), as Ollama does. The
+endpoints follow the published API documents field by field, error bodies included:
 
 * Ollama: ``POST /api/embed`` (``model``, ``input`` string or list, ``truncate``, ``dimensions``, ``options``,
   ``keep_alive``), ``POST /api/embeddings`` (legacy, one ``prompt``), ``GET /api/tags``, ``POST /api/show``,
-  ``GET /api/ps``, ``GET /api/version``; errors ``{"error": "..."}``.
+  ``GET /api/ps``, ``GET /api/version``; errors ``{"error": "..."}``. Asking one model for the other's work is
+  Ollama's 400 (``"name" does not support embeddings``, ``... does not support chat``).
 * OpenAI: ``POST /v1/embeddings`` (``input`` string or list of strings, ``model``, ``encoding_format`` float or
   base64, ``dimensions`` only at the model's own width), ``GET /v1/models``; errors
   ``{"error": {"message", "type", "param", "code"}}``. ``/v1/models`` entries carry two extra fields clients may
@@ -39,6 +43,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from holocron._version import __version__
+from holocron.chat.local import LocalChatModel
+from holocron.chat.server import (
+    ChatEngine,
+    ServedChatModel,
+    add_chat_routes,
+    describe_chat_model,
+    json_body,
+    ollama_error,
+    openai_error,
+)
 from holocron.embedding.catalog import parse_model_ref
 from holocron.embedding.local import LocalProvider
 from holocron.vectors import Matrix, l2_normalize
@@ -189,23 +203,42 @@ def create_app(
     batch_size: int = 64,
     served: ServedModel | None = None,
     load_on_start: bool = True,
+    chat: LocalChatModel | None = None,
+    chat_name: str | None = None,
+    chat_served: ServedChatModel | None = None,
 ) -> FastAPI:
-    """The FastAPI app; ``app.state.served`` and ``app.state.engine`` are exposed for tests and tooling."""
+    """The FastAPI app, with the chat routes when ``chat`` is given.
+
+    ``app.state.served``, ``app.state.engine``, ``app.state.chat_served`` and ``app.state.chat_engine`` (None
+    without a chat model) are exposed for tests and tooling.
+    """
     model = served or describe_local_model(provider, model_name)
     engine = EmbeddingEngine(provider, batch_size=batch_size)
+    chat_model = chat_served or (describe_chat_model(chat, chat_name) if chat is not None else None)
+    chat_engine = ChatEngine(chat) if chat is not None else None
+    if chat_model is not None and (model.matches(chat_model.ref) or chat_model.matches(model.ref)):
+        raise ValueError(f"the chat model and the embedding model are both named {model.ref}: name one otherwise")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if load_on_start:
             await engine.run(engine.load)
+            if chat_engine is not None:
+                await chat_engine.run(chat_engine.load)
+                if chat_served is None and chat is not None:
+                    app.state.chat_served.template = str(chat.loaded.tokenizer.chat_template or "")
         try:
             yield
         finally:
             engine.close()
+            if chat_engine is not None:
+                chat_engine.close()
 
-    app = FastAPI(title="holocron serve-embeddings", version=__version__, lifespan=lifespan, docs_url=None)
+    app = FastAPI(title="holocron serve-models", version=__version__, lifespan=lifespan, docs_url=None)
     app.state.served = model
     app.state.engine = engine
+    app.state.chat_served = chat_model
+    app.state.chat_engine = chat_engine
 
     if api_key:
 
@@ -226,27 +259,32 @@ def create_app(
                 return openai_error(401, message, code="invalid_api_key")
             return ollama_error(401, "unauthorized")
 
-    _add_ollama_routes(app, model, engine)
-    _add_openai_routes(app, model, engine)
+    _add_ollama_routes(app, model, engine, chat_model)
+    _add_openai_routes(app, model, engine, chat_model)
+    if chat_model is not None and chat_engine is not None:
+        add_chat_routes(app, chat_model, chat_engine, other_models=model.matches)
     return app
 
 
 # -- Ollama ------------------------------------------------------------------------------------
 
 
-def ollama_error(status: int, message: str) -> Response:
-    return Response(orjson.dumps({"error": message}), status_code=status, media_type=_JSON)
-
-
 def _not_found(model: str) -> Response:
     return ollama_error(404, f'model "{model}" not found, try pulling it first')
 
 
-def _add_ollama_routes(app: FastAPI, model: ServedModel, engine: EmbeddingEngine) -> None:
+def _wrong_model(requested: str, chat: ServedChatModel | None) -> Response:
+    """The answer for a model this server does not embed with: the chat model, or none at all."""
+    if chat is not None and chat.matches(requested):
+        return ollama_error(400, f'"{requested}" does not support embeddings')
+    return _not_found(requested)
+
+
+def _add_ollama_routes(app: FastAPI, model: ServedModel, engine: EmbeddingEngine, chat: ServedChatModel | None) -> None:
     @app.get("/")
     @app.head("/")
     async def root() -> PlainTextResponse:
-        return PlainTextResponse("holocron serve-embeddings is running")
+        return PlainTextResponse("holocron serve-models is running")
 
     @app.get("/api/version")
     async def version() -> Response:
@@ -254,22 +292,28 @@ def _add_ollama_routes(app: FastAPI, model: ServedModel, engine: EmbeddingEngine
 
     @app.get("/api/tags")
     async def tags() -> Response:
-        return Response(orjson.dumps({"models": [model.tags_entry()]}), media_type=_JSON)
+        entries = [model.tags_entry()] + ([chat.tags_entry()] if chat is not None else [])
+        return Response(orjson.dumps({"models": entries}), media_type=_JSON)
 
     @app.get("/api/ps")
     async def running() -> Response:
-        entry = {**model.tags_entry(), "expires_at": "0001-01-01T00:00:00Z", "size_vram": 0}
-        entry.pop("modified_at")
-        return Response(orjson.dumps({"models": [entry]}), media_type=_JSON)
+        entries = []
+        for entry in [model.tags_entry()] + ([chat.tags_entry()] if chat is not None else []):
+            entry = {**entry, "expires_at": "0001-01-01T00:00:00Z", "size_vram": 0}
+            entry.pop("modified_at")
+            entries.append(entry)
+        return Response(orjson.dumps({"models": entries}), media_type=_JSON)
 
     @app.post("/api/show")
     async def show(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         if body is None:
             return ollama_error(400, "invalid JSON body")
         requested = body.get("model") or body.get("name")
         if not isinstance(requested, str) or not requested:
             return ollama_error(400, "model is required")
+        if chat is not None and chat.matches(requested):
+            return Response(orjson.dumps(chat.show_payload()), media_type=_JSON)
         if not model.matches(requested):
             return _not_found(requested)
         family = model.family
@@ -282,7 +326,7 @@ def _add_ollama_routes(app: FastAPI, model: ServedModel, engine: EmbeddingEngine
             f"{family}.pooling_type": 1,  # mean pooling, as GGUF numbers it
         }
         payload = {
-            "modelfile": f"# served by holocron serve-embeddings\nFROM {model.name}\n",
+            "modelfile": f"# served by holocron serve-models\nFROM {model.name}\n",
             "parameters": "",
             "template": "",
             "details": model.details,
@@ -295,14 +339,14 @@ def _add_ollama_routes(app: FastAPI, model: ServedModel, engine: EmbeddingEngine
     @app.post("/api/embed")
     async def embed(request: Request) -> Response:
         started = time.perf_counter_ns()
-        body = await _json_body(request)
+        body = await json_body(request)
         if body is None:
             return ollama_error(400, "invalid JSON body")
         requested = body.get("model")
         if not isinstance(requested, str) or not requested:
             return ollama_error(400, "model is required")
         if not model.matches(requested):
-            return _not_found(requested)
+            return _wrong_model(requested, chat)
         raw = body.get("input")
         if raw is None:
             texts: list[str] = []
@@ -343,14 +387,14 @@ def _add_ollama_routes(app: FastAPI, model: ServedModel, engine: EmbeddingEngine
 
     @app.post("/api/embeddings")
     async def embeddings_legacy(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         if body is None:
             return ollama_error(400, "invalid JSON body")
         requested = body.get("model")
         if not isinstance(requested, str) or not requested:
             return ollama_error(400, "model is required")
         if not model.matches(requested):
-            return _not_found(requested)
+            return _wrong_model(requested, chat)
         prompt = body.get("prompt")
         if not isinstance(prompt, str):
             return ollama_error(400, "prompt must be a string")
@@ -361,18 +405,6 @@ def _add_ollama_routes(app: FastAPI, model: ServedModel, engine: EmbeddingEngine
 
 
 # -- OpenAI ------------------------------------------------------------------------------------
-
-
-def openai_error(
-    status: int,
-    message: str,
-    *,
-    type_: str = "invalid_request_error",
-    param: str | None = None,
-    code: str | None = None,
-) -> Response:
-    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return Response(orjson.dumps(body), status_code=status, media_type=_JSON)
 
 
 def _model_object(model: ServedModel) -> dict[str, Any]:
@@ -386,20 +418,23 @@ def _model_object(model: ServedModel) -> dict[str, Any]:
     }
 
 
-def _add_openai_routes(app: FastAPI, model: ServedModel, engine: EmbeddingEngine) -> None:
+def _add_openai_routes(app: FastAPI, model: ServedModel, engine: EmbeddingEngine, chat: ServedChatModel | None) -> None:
     @app.get("/v1/models")
     async def models() -> Response:
-        return Response(orjson.dumps({"object": "list", "data": [_model_object(model)]}), media_type=_JSON)
+        data = [_model_object(model)] + ([chat.model_object()] if chat is not None else [])
+        return Response(orjson.dumps({"object": "list", "data": data}), media_type=_JSON)
 
     @app.get("/v1/models/{requested:path}")
     async def one_model(requested: str) -> Response:
+        if chat is not None and chat.matches(requested):
+            return Response(orjson.dumps(chat.model_object()), media_type=_JSON)
         if not model.matches(requested):
             return _model_not_found(requested)
         return Response(orjson.dumps(_model_object(model)), media_type=_JSON)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         if body is None:
             return openai_error(
                 400, "We could not parse the JSON body of your request. The body must be a JSON object."
@@ -407,6 +442,8 @@ def _add_openai_routes(app: FastAPI, model: ServedModel, engine: EmbeddingEngine
         requested = body.get("model")
         if not isinstance(requested, str) or not requested:
             return openai_error(400, "you must provide a model parameter", param="model")
+        if chat is not None and chat.matches(requested):
+            return openai_error(400, f"The model `{requested}` does not support embeddings.", param="model")
         if not model.matches(requested):
             return _model_not_found(requested)
         texts_or_error = _openai_inputs(body.get("input"))
@@ -485,15 +522,6 @@ def _openai_inputs(raw: Any) -> list[str] | Response:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-async def _json_body(request: Request) -> dict[str, Any] | None:
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
