@@ -114,3 +114,24 @@ def test_detected_is_frozen_and_errors_are_value_errors() -> None:
         detected.source_type = "html"  # type: ignore[misc]
     assert issubclass(UnsupportedContent, ValueError)
     assert detected == Detected("text", "text/plain", "hello")
+
+
+def test_markdown_structure_signals() -> None:
+    setext = b'Title\n=====\n\nIntro with a [link](https://example.org "its title").\n'
+    assert detect_source_type(setext, "notes").source_type == "markdown"
+    two_links = b"See [one](https://a.example/x) and [two](https://b.example/y (nested)) for more.\n"
+    assert detect_source_type(two_links, "links").source_type == "markdown"
+    table = b"Intro\n-----\n\n| a | b |\n|---|:---:|\n| 1 | 2 |\n"
+    assert detect_source_type(table, "table").source_type == "markdown"
+    # Marks without structure stay plain text, however many and however long the line.
+    marks = b"[x](" * 20000 + b"**x" * 20000 + b"x" * 100000
+    assert detect_source_type(marks, "marks").source_type == "text"
+
+
+def test_charset_declaration_decodes_and_unknown_charset_is_named() -> None:
+    page = "<html><head><meta charset=iso-8859-1></head><body><p>Crème brûlée</p></body></html>"
+    detected = detect_source_type(page.encode("latin-1"), "page.html")
+    assert (detected.source_type, detected.text) == ("html", page)
+    assert _reason(b"<meta charset=nonsense><p>x</p>", "page.html") == (
+        "unsupported charset 'nonsense' (declared in the <meta> tag)"
+    )

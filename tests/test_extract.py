@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from datafiles import data_files, data_text
 from holocron.extract import ExtractedDocument, ExtractionError, extract
 from holocron.extract._wikitext import strip_balanced, wikitext_blocks
+from holocron.extract.html import MAX_FORMATTING, MAX_NESTING, limit_nesting
 from holocron.extract.mediawiki import NO_CONTENT
 from holocron.extract.openalex import NO_TEXT, rebuild_abstract
 
@@ -484,3 +485,91 @@ def test_plain_text_property(raw: str) -> None:
     assert "\n\n\n" not in first.text
     assert all(line == line.rstrip() for line in first.text.split("\n"))
     assert not first.text.endswith((" ", "\n"))
+
+
+def test_markdown_blocks_from_the_commonmark_parser() -> None:
+    raw = (
+        '+++\ntitle = "From front matter"\n+++\n'
+        "Intro with &amp; an entity, a <span>tag</span> and <!-- a comment --> text.\n\n"
+        "- a\n- b\n1. c\n\n- after a blank line\n\n"
+        "| no | delimiter row |\n| still | a table |\n\n"
+        "<div>\nHTML block <b>words</b> kept\n</div>\n\n"
+        "<script>\nvar dropped = 1;\n</script>\n\n"
+        "    indented code_stays as_is\n\n"
+        "Setext heading\n---\n\n"
+        '[ref link][r] and ![an image](x.png "t") and <https://example.org/auto>.\n\n'
+        "[r]: https://example.org/ref\n"
+    )
+    document = extract("markdown", raw)
+    assert document.title == "From front matter"
+    assert document.text.split("\n\n") == [
+        "From front matter",
+        "Intro with & an entity, a tag and text.",
+        "a\nb\n1. c",
+        "after a blank line",
+        "no | delimiter row\nstill | a table",
+        "HTML block words kept",
+        "indented code_stays as_is",
+        "Setext heading",
+        "ref link and and https://example.org/auto.",
+    ]
+    _assert_format(document)
+
+
+def test_markdown_nested_deeper_than_the_parser_goes_keeps_its_words() -> None:
+    raw = "# Deep\n\n" + "> " * 40 + "the **deepest** words\n\n" + "".join(f"{'  ' * i}- item {i}\n" for i in range(30))
+    raw += "\nLast paragraph.\n"
+    text = extract("markdown", raw).text
+    assert "the deepest words" in text
+    assert all(f"item {i}" in text for i in range(30))
+    assert text.endswith("Last paragraph.")
+    assert "*" not in text and ">" not in text
+
+
+def test_markdown_too_dense_for_the_parser_keeps_its_words() -> None:
+    # Far more markup than any document holds: the inline budget runs out and the linear fallback strips it.
+    raw = "# Dense\n\n" + "**bold** _em_ [link](https://example.org/x) snake_case `code` " * 20000
+    text = extract("markdown", raw).text
+    assert text.startswith("Dense\n\nbold em link snake_case code bold em link")
+    assert not any(mark in text for mark in "*[]()`") and "https" not in text and " _" not in text
+    many_lines = "# Lines\n\n" + "- x\n" * 100_000
+    assert extract("markdown", many_lines).text == "Lines\n\n" + " ".join(["x"] * 100_000)
+
+
+def test_wikitext_links_headings_and_dropped_elements() -> None:
+    wikitext = (
+        "=== Level three ==\n"
+        "See [http://example.org the [site]] and [https://example.org/x] or [[a|b]].\n"
+        "<gallery>\nFile:A.jpg\n</gallery>\n"
+        "<math>unclosed stays\n"
+        "== ==\n"
+        "text after __NOTOC__\n"
+    )
+    assert wikitext_blocks(wikitext) == [
+        ["= Level three"],  # MediaWiki reads the side with fewer "=": a level 2 heading
+        ["See the [site] and or b."],  # a caption ends at the first closing bracket
+        ["unclosed stays"],  # an element never closed is kept, not dropped with the rest of the page
+        ["text after"],
+    ]
+
+
+def test_html_nesting_is_bounded_without_losing_text() -> None:
+    deep = "<html><body>" + "<div>" * 5000 + "deep text" + "</div>" * 5000 + "<p>after</p></body></html>"
+    assert extract("html", deep).text == "deep text\n\nafter"
+    assert limit_nesting("<p>plain <b>page</b></p>") == "<p>plain <b>page</b></p>"
+    flat = "<ul>" + "<li>item" * 1000 + "</ul>"
+    assert limit_nesting(flat) == flat  # siblings close each other: no depth to cut
+    formatting = "".join(f"<b x={i}>w{i} " for i in range(100))
+    kept = limit_nesting(formatting)
+    assert kept.count("<b ") == MAX_FORMATTING and all(f"w{i} " in kept for i in range(100))
+    assert limit_nesting("<script>" + "<div>" * 1000 + "</script>") == "<script>" + "<div>" * 1000 + "</script>"
+    assert limit_nesting("<div>" * (MAX_NESTING + 10)).count("<div>") == MAX_NESTING
+
+
+def test_html_headings_inside_headings_and_nested_tables() -> None:
+    page = (
+        "<html><body><h2>Outer <span>part <h2>inner</h2> tail</span></h2><p>para</p>"
+        "<table><tr><td><table><caption>Inner</caption><tr><td>a</td><td>b</td></tr></table></td></tr></table>"
+        "</body></html>"
+    )
+    assert extract("html", page).text == "Outer part inner tail\n\npara\n\nInner\na | b"

@@ -4,6 +4,11 @@ The page is parsed once with Lexbor (selectolax), the article root is located, s
 out with one CSS query, infobox facts are lifted out as ``label: value`` lines, and the remaining tree
 is walked once to produce blocks (paragraphs, headings, lists, table rows). Reference-list tail
 sections ("References", "External links", ...) are skipped while walking.
+
+Everything is linear in the size of the page. Lexbor's tree builder is not, on deep nesting (every
+start tag checks the open elements back to the nearest scope boundary, and every text node rebuilds the
+open formatting elements), so :func:`limit_nesting` first drops the start tags that would nest deeper
+than any real page does; the walk never renders a node twice.
 """
 
 from __future__ import annotations
@@ -108,7 +113,7 @@ _TITLE_SEPARATORS = (" - ", " | ", " – ", " — ", " :: ", " · ")
 
 def extract_html(payload: str, *, origin: str | None = None) -> ExtractedDocument:
     """Extract the article of a served HTML page: title first, then infobox facts, then the body."""
-    tree = LexborHTMLParser(payload, scripting=True)
+    tree = LexborHTMLParser(limit_nesting(payload), scripting=True)
     root, wiki = _find_root(tree)
     title = _find_title(tree, root)
     metadata = _metadata(tree, origin)
@@ -122,7 +127,7 @@ def extract_html(payload: str, *, origin: str | None = None) -> ExtractedDocumen
 
 def fragment_blocks(html: str, *, title: str | None = None) -> list[Block]:
     """Blocks of a rendered wiki HTML fragment, as returned inside MediaWiki API responses."""
-    tree = LexborHTMLParser(html, scripting=True)
+    tree = LexborHTMLParser(limit_nesting(html), scripting=True)
     root = tree.css_first(".mw-parser-output") or tree.body or tree.root
     if root is None:
         return []
@@ -140,6 +145,164 @@ def article_blocks(root: LexborNode, *, wiki: bool, title: str | None) -> list[B
         _remove_boilerplate(root)
     body = _Renderer().render(root)
     return ([facts] if facts else []) + body
+
+
+# --- nesting -----------------------------------------------------------------------------------------
+
+# Open elements beyond these depths are dropped before parsing (real pages nest a few dozen deep).
+MAX_NESTING = 256
+MAX_FORMATTING = 32  # open <b>, <a>, <font>, ...: dropping them loses no text and no line break
+
+# A comment, a raw text element with its text (each up to its end or the end of the page: lazy, and then
+# always a match), or a tag (possessive, up to the next angle bracket).
+_MARKUP = re.compile(
+    r"<!--.*?(?:-->|\Z)"
+    r"|<(?P<raw>script|style|textarea|title|xmp|iframe|noembed|noframes|noscript)\b[^<>]*+>.*?(?:</(?P=raw)\s*+>|\Z)"
+    r"|<plaintext\b.*"
+    r"|<(?P<closing>/?)(?P<name>[A-Za-z][A-Za-z0-9:-]*+)[^<>]*+>",
+    re.DOTALL | re.IGNORECASE,
+)
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "basefont",
+        "bgsound",
+        "br",
+        "col",
+        "embed",
+        "frame",
+        "hr",
+        "image",
+        "img",
+        "input",
+        "keygen",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    ]
+)
+_FORMATTING = frozenset(
+    ["a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u"]
+)
+# Elements whose end the tree builder finds on its own, so that they never pile up: not tracked.
+_UNTRACKED = frozenset(["html", "head", "body", "p", "caption", "colgroup", "optgroup", "rb", "rp", "rt", "rtc"])
+# An element of a group closes an open one of the same group, unless a container opened since.
+_SIBLINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "li": (("li",), ("ul", "ol", "menu")),
+    "dt": (("dt", "dd"), ("dl",)),
+    "dd": (("dt", "dd"), ("dl",)),
+    "td": (("td", "th"), ("tr", "table")),
+    "th": (("td", "th"), ("tr", "table")),
+    "tr": (("tr",), ("table",)),
+    "thead": (("thead", "tbody", "tfoot"), ("table",)),
+    "tbody": (("thead", "tbody", "tfoot"), ("table",)),
+    "tfoot": (("thead", "tbody", "tfoot"), ("table",)),
+    "option": (("option",), ("select", "datalist")),
+}
+
+
+class _OpenElements:
+    """A cheap model of the tree builder's stack of open elements, enough to bound its depth."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.where: dict[str, list[int]] = {}  # name -> its indexes in names, ascending
+        self.dropped: dict[str, int] = {}  # start tags dropped, by name: their end tags go too
+        self.formatting: dict[str, int] = {}
+        self.open_formatting = 0
+
+    def start(self, name: str) -> bool:
+        """Whether to keep this start tag."""
+        if name in _FORMATTING:
+            if self.open_formatting >= MAX_FORMATTING:
+                self.dropped[name] = self.dropped.get(name, 0) + 1
+                return False
+            self.formatting[name] = self.formatting.get(name, 0) + 1
+            self.open_formatting += 1
+            return True
+        if name in _UNTRACKED:
+            return True
+        where = self.where
+        siblings = _SIBLINGS.get(name)
+        if siblings is not None:
+            sibling = -1
+            for other in siblings[0]:
+                indexes = where.get(other)
+                if indexes and indexes[-1] > sibling:
+                    sibling = indexes[-1]
+            if sibling >= 0:
+                for other in siblings[1]:
+                    indexes = where.get(other)
+                    if indexes and indexes[-1] > sibling:
+                        break  # the open sibling is outside the container opened since: it stays open
+                else:
+                    self._pop_to(sibling)
+        if len(self.names) >= MAX_NESTING:
+            self.dropped[name] = self.dropped.get(name, 0) + 1
+            return False
+        indexes = where.get(name)
+        if indexes is None:
+            where[name] = [len(self.names)]
+        else:
+            indexes.append(len(self.names))
+        self.names.append(name)
+        return True
+
+    def end(self, name: str) -> bool:
+        """Whether to keep this end tag."""
+        if self.dropped.get(name):
+            self.dropped[name] -= 1
+            return False
+        if name in _FORMATTING:
+            if self.formatting.get(name):
+                self.formatting[name] -= 1
+                self.open_formatting -= 1
+        elif self._last(name) >= 0:
+            self._pop_to(self._last(name))
+        return True
+
+    def _last(self, name: str) -> int:
+        indexes = self.where.get(name)
+        return indexes[-1] if indexes else -1
+
+    def _pop_to(self, index: int) -> None:
+        where = self.where
+        for name in self.names[index:]:
+            where[name].pop()
+        del self.names[index:]
+
+
+def limit_nesting(html: str) -> str:
+    """``html`` with the start tags (and their end tags) that would open elements deeper than
+    MAX_NESTING (MAX_FORMATTING for formatting elements) replaced by a space; usually ``html`` itself.
+
+    One pass of a regex over the markup, comments and raw text (scripts, styles, ...) matched whole; each
+    tag costs O(1) amortised.
+    """
+    model = _OpenElements()
+    cuts: list[tuple[int, int]] = []
+    for markup in _MARKUP.finditer(html):
+        closing, name = markup.group("closing", "name")
+        if name is None:  # a comment or a raw text element, whole
+            continue
+        name = name.lower()
+        keep = model.end(name) if closing else (name in _VOID or model.start(name))
+        if not keep:
+            cuts.append(markup.span())
+    if not cuts:
+        return html
+    out: list[str] = []
+    position = 0
+    for start, end in cuts:
+        out.append(html[position:start])
+        out.append(" ")
+        position = end
+    out.append(html[position:])
+    return "".join(out)
 
 
 # --- locating things -------------------------------------------------------------------------------
@@ -242,11 +405,10 @@ def _remove_boilerplate(root: LexborNode) -> None:
 def _lift_infoboxes(root: LexborNode, title: str | None) -> Block:
     """Turn every outermost infobox into ``label: value`` lines and detach it from the body."""
     boxes = root.css(_INFOBOXES)
-    ids = {box.mem_id for box in boxes}
+    inside = _Inside({box.mem_id for box in boxes}, root)
     lines: Block = []
-    for box in boxes:
-        if _has_ancestor_in(box, ids, root):
-            continue
+    outermost = [box for box in boxes if not inside(box)]  # decided before anything is detached
+    for box in outermost:
         if box.tag == "aside":
             lines.extend(_portable_infobox_lines(box))
         else:
@@ -256,24 +418,46 @@ def _lift_infoboxes(root: LexborNode, title: str | None) -> Block:
     return [line for line in (clean_line(raw) for raw in lines) if line and line.casefold() != key]
 
 
-def _has_ancestor_in(node: LexborNode, ids: set[int], stop: LexborNode) -> bool:
-    parent = node.parent
-    while parent is not None and parent.mem_id != stop.mem_id:
-        if parent.mem_id in ids:
-            return True
-        parent = parent.parent
-    return False
+class _Inside:
+    """Whether a node has an ancestor among ``ids`` (below ``stop``), each node's answer worked out once."""
+
+    def __init__(self, ids: set[int], stop: LexborNode) -> None:
+        self.ids = ids
+        self.stop = stop.mem_id
+        self.known: dict[int, bool] = {}  # node -> whether the node itself or an ancestor is in ids
+
+    def __call__(self, node: LexborNode) -> bool:
+        path: list[int] = []
+        parent = node.parent
+        answer = False
+        while parent is not None and parent.mem_id != self.stop:
+            known = self.known.get(parent.mem_id)
+            if known is not None:
+                answer = known
+                break
+            if parent.mem_id in self.ids:
+                answer = True
+                break
+            path.append(parent.mem_id)
+            parent = parent.parent
+        for mem_id in path:
+            self.known[mem_id] = answer
+        if parent is not None and parent.mem_id in self.ids:
+            self.known[parent.mem_id] = True
+        return answer
 
 
 def _portable_infobox_lines(box: LexborNode) -> Iterator[str]:
     """Lines of a Fandom portable infobox: title and group headers, then ``label: value`` pairs."""
-    for node in box.traverse():
+    stack = list(reversed(list(box.iter())))
+    while stack:
+        node = stack.pop()
         classes = (node.attributes.get("class") or "").split()
         if "pi-title" in classes or "pi-header" in classes:
             yield _flat(node, " ")
         elif "pi-data" in classes:
-            label_node = node.css_first(".pi-data-label")
-            value_node = node.css_first(".pi-data-value")
+            label_node = _child_with_class(node, "pi-data-label")
+            value_node = _child_with_class(node, "pi-data-value")
             label = _label(_flat(label_node, " ")) if label_node is not None else ""
             value = _flat(value_node, ", ") if value_node is not None else ""
             if value:
@@ -283,6 +467,15 @@ def _portable_infobox_lines(box: LexborNode) -> Iterator[str]:
             values = [_flat(td, ", ") for td in node.css("td")]
             for label, value in zip(labels, values, strict=False):
                 yield _pair(label, value)
+        else:
+            stack.extend(reversed(list(node.iter())))
+
+
+def _child_with_class(node: LexborNode, name: str) -> LexborNode | None:
+    for child in node.iter():
+        if name in (child.attributes.get("class") or "").split():
+            return child
+    return None
 
 
 def _table_infobox_lines(table: LexborNode) -> Iterator[str]:
@@ -290,7 +483,7 @@ def _table_infobox_lines(table: LexborNode) -> Iterator[str]:
 
     Sub-rows written "• Total" are prefixed with the group row above them ("Area, Total: ...").
     """
-    caption = table.css_first("caption")
+    caption = _caption(table)
     if caption is not None:
         yield _flat(caption, " ")
     group = ""
@@ -324,6 +517,16 @@ def _pair(label: str, value: str) -> str:
     return label or value
 
 
+def _caption(table: LexborNode) -> LexborNode | None:
+    return next((child for child in table.iter() if child.tag == "caption"), None)
+
+
+def _holds_table(table: LexborNode) -> bool:
+    """Whether a table has a table inside. Each search stops at the first one, so over a whole page
+    every node is looked at for its nearest enclosing table only."""
+    return any(child.tag == "table" or child.css_first("table") is not None for child in table.iter())
+
+
 def _rows(table: LexborNode) -> Iterator[LexborNode]:
     """Rows of this table only, not of tables nested in its cells."""
     for child in table.iter():
@@ -348,7 +551,8 @@ class _Renderer:
     """Walks a DOM subtree once, turning it into blocks of lines.
 
     Block elements end the current paragraph, ``br`` and list items end the current line, headings
-    and tables are rendered whole. While inside a reference-style tail section, nothing is emitted
+    and tables are rendered whole (a heading's text is gathered on one line as the walk goes through
+    it, headings inside it included). While inside a reference-style tail section, nothing is emitted
     until a heading of the same or a higher level closes it.
     """
 
@@ -358,6 +562,8 @@ class _Renderer:
         self.parts: list[str] = []
         self.list_depth = 0
         self.skip_level: int | None = None
+        self.heading: tuple[int, int] | None = None  # (level, node) of the heading being read
+        self.heading_parts: list[str] = []
 
     def render(self, root: LexborNode) -> list[Block]:
         # Iterative walk: (node, entering). Real pages nest deeper than Python's recursion limit allows.
@@ -377,22 +583,28 @@ class _Renderer:
         """Handle the start of a node; return True to walk into its children."""
         tag = node.tag
         if tag == "-text":
-            if self.skip_level is None:
+            if self.heading is not None:
+                self.heading_parts.append(node.text_content or "")
+            elif self.skip_level is None:
                 self.parts.append(node.text_content or "")
             return False
         if tag is None or tag.startswith("-"):
             return False
+        if self.heading is not None:
+            return True
         level = _HEADINGS.get(tag)
         if level is not None:
-            self._heading(node, level)
-            return False
+            if self.skip_level is None:
+                self._end_block()
+            self.heading = (level, node.mem_id)
+            return True
         if self.skip_level is not None:
             return True
         if tag == "br":
             self._end_line()
             return False
         if tag == "table":
-            if len(node.css("table")) == 1:  # the match list includes the node itself
+            if not _holds_table(node):
                 self._table(node)
                 return False
             # A table holding tables is layout: walk it like nested blocks so inner tables keep rows.
@@ -415,6 +627,12 @@ class _Renderer:
 
     def _leave(self, node: LexborNode) -> None:
         tag = node.tag
+        if self.heading is not None:
+            if node.mem_id == self.heading[1]:
+                self._heading(self.heading[0])
+            elif tag == "br" or tag in _BLOCKS or tag in _LISTS or tag in _LIST_ITEMS:
+                self.heading_parts.append(" ")
+            return
         if tag in _LISTS:
             self.list_depth = max(0, self.list_depth - 1)
             if self.list_depth == 0:
@@ -424,8 +642,9 @@ class _Renderer:
         elif tag in _BLOCKS:
             self._break()
 
-    def _heading(self, node: LexborNode, level: int) -> None:
-        text = _flat(node, " ")
+    def _heading(self, level: int) -> None:
+        text = clean_line("".join(self.heading_parts))
+        self.heading, self.heading_parts = None, []
         if self.skip_level is not None and level <= self.skip_level:
             self.skip_level = None
         if self.skip_level is not None:
@@ -441,7 +660,7 @@ class _Renderer:
     def _table(self, table: LexborNode) -> None:
         """A data or layout table: one line per row, cells joined by " | "."""
         self._end_block()
-        caption = table.css_first("caption")
+        caption = _caption(table)
         if caption is not None:
             self.lines.append(_flat(caption, " "))
         for row in _rows(table):

@@ -17,7 +17,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from holocron.extract._text import Block, clean_line, clean_title, compose, is_tail_heading, split_lines
 from holocron.extract._types import ExtractedDocument, ExtractionError, load_json
-from holocron.extract._wikitext import looks_like_wikitext, wikitext_blocks
+from holocron.extract._wikitext import heading, looks_like_wikitext, wikitext_blocks
 from holocron.extract.html import fragment_blocks
 
 NO_CONTENT = "MediaWiki response holds no page content"
@@ -25,7 +25,6 @@ NO_CONTENT = "MediaWiki response holds no page content"
 # Top-level keys that only the MediaWiki Action API uses.
 _API_KEYS = frozenset({"parse", "query", "batchcomplete", "continue", "query-continue"})
 _HTML_START = re.compile(r"^\s*<(?:!doctype|html|body|div|p|table|span|h[1-6]|ul|ol|dl|section)\b", re.I)
-_PLAIN_HEADING = re.compile(r"^(={2,6})\s*(.*?)\s*\1\s*$")
 
 
 def looks_like_mediawiki(document: Any) -> bool:
@@ -220,10 +219,9 @@ def _plain_extract(text: str) -> list[Block]:
     skipping: int | None = None
     for raw in split_lines(text):
         line = raw.strip()
-        heading = _PLAIN_HEADING.match(line)
-        if heading:
-            level = len(heading.group(1))
-            name = clean_line(heading.group(2))
+        found = heading(line, min_level=2)
+        if found:
+            level, name = found[0], clean_line(found[1])
             if skipping is not None and level <= skipping:
                 skipping = None
             if skipping is None and is_tail_heading(name):
