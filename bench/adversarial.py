@@ -21,37 +21,21 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
 # Run as a script, this folder would come first on sys.path, where a sibling module may shadow the stdlib.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+# The payload builders are the linearity test's own (tests/adversarial_inputs.py), so both measure the same inputs.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from adversarial_inputs import WRAP, Payload, mediawiki_page, numbered, repeat  # noqa: E402
 from holocron.extract import ExtractionError, extract  # noqa: E402
 
 TARGET_S_PER_MB = 2.0
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "scifact" / "corpus.jsonl"
 EXTRACTORS = ("markdown", "text", "mediawiki", "html")
-
-Payload = Callable[[int], str]
-
-
-def repeat(unit: str) -> Payload:
-    return lambda size: unit * max(1, size // len(unit))
-
-
-def numbered(unit: str) -> Payload:
-    def build(size: int) -> str:
-        parts: list[str] = []
-        total = 0
-        while total < size:
-            parts.append(unit.format(len(parts)))
-            total += len(parts[-1])
-        return "".join(parts)
-
-    return build
-
 
 PATTERNS: dict[str, Payload] = {
     # Markdown inline marks, opened and never closed
@@ -112,22 +96,9 @@ def prose(size: int) -> str:
     return (text * (size // len(text) + 1))[:size]
 
 
-def _mediawiki(wikitext: str) -> str:
-    page = {"pageid": 1, "title": "Page", "revisions": [{"slots": {"main": {"content": wikitext}}}]}
-    return json.dumps({"query": {"pages": [page]}})
-
-
 def _html_prose(text: str) -> str:
     body = "".join(f"<p>{paragraph}</p>\n" for paragraph in text.split("\n\n"))
     return f"<html><head><title>Abstracts</title></head><body><article>{body}</article></body></html>"
-
-
-WRAP: dict[str, Callable[[str], str]] = {
-    "markdown": lambda text: text,
-    "text": lambda text: text,
-    "mediawiki": _mediawiki,
-    "html": lambda text: f"<html><body>{text}",
-}
 
 
 def seconds_per_mb(kind: str, payload: str, chars: int, runs: int) -> float:
@@ -157,7 +128,7 @@ def main() -> None:
     print("-" * len(header))
     rows: list[tuple[str, dict[str, float]]] = []
     text = prose(args.size)
-    prose_payloads = {"markdown": text, "text": text, "mediawiki": _mediawiki(text), "html": _html_prose(text)}
+    prose_payloads = {"markdown": text, "text": text, "mediawiki": mediawiki_page(text), "html": _html_prose(text)}
     rows.append(("prose (SciFact)", {k: seconds_per_mb(k, prose_payloads[k], len(text), args.runs) for k in kinds}))
     _print_row(*rows[-1], width, kinds)
     for name, build in PATTERNS.items():

@@ -9,13 +9,13 @@ only the scale-free ratio t(4n) / t(n) is checked. Linear work gives about 4, qu
 from __future__ import annotations
 
 import gc
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import pytest
 
+from adversarial_inputs import WRAP, Payload, nested_lines, numbered, repeat
 from holocron.extract import ExtractionError, extract
 
 # t(4n) / t(n) must stay below this: 4 for linear work, 16 for quadratic.
@@ -25,34 +25,6 @@ MIN_SECONDS = 0.015
 # ...but never beyond this many characters.
 MAX_CHARS = 1 << 21
 RUNS = 3
-
-Payload = Callable[[int], str]
-
-
-def repeat(unit: str) -> Payload:
-    """``unit`` repeated on one line (or as many lines as it holds) to about ``size`` characters."""
-    return lambda size: unit * max(1, size // len(unit))
-
-
-def numbered(unit: str) -> Payload:
-    """``unit`` with ``{}`` replaced by a counter, so that no two repetitions are the same tag."""
-
-    def build(size: int) -> str:
-        parts: list[str] = []
-        total = 0
-        while total < size:
-            parts.append(unit.format(len(parts)))
-            total += len(parts[-1])
-        return "".join(parts)
-
-    return build
-
-
-def nested_lines(marker: str, depth: int) -> Payload:
-    """Lines nested ``depth`` deep (``> > > x``, ``- - - x``), as many lines as the size allows."""
-    line = marker * depth + "x\n"
-    return repeat(line)
-
 
 # Patterns the Markdown and wikitext extractors both see: their marks, opened and never closed.
 COMMON: dict[str, Payload] = {
@@ -117,18 +89,6 @@ SPECIFIC: dict[str, dict[str, Payload]] = {
     },
 }
 
-
-def _mediawiki(wikitext: str) -> str:
-    page = {"pageid": 1, "title": "Page", "revisions": [{"slots": {"main": {"content": wikitext}}}]}
-    return json.dumps({"query": {"pages": [page]}})
-
-
-WRAP: dict[str, Callable[[str], str]] = {
-    "markdown": lambda text: text,
-    "text": lambda text: text,
-    "mediawiki": _mediawiki,
-    "html": lambda text: f"<html><body>{text}",
-}
 
 CASES = [(kind, name, build) for kind in WRAP for name, build in SPECIFIC[kind].items()]
 
