@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -579,9 +579,3 @@ def source_counts(tx: Tx, *, embedding_space_id: int | None = None) -> dict[str,
     query = _sources_query(tx, embedding_space_id, None).subquery()
     rows = tx.execute(select(query.c.status, func.count()).group_by(query.c.status))
     return {row[0]: int(row[1]) for row in rows}
-
-
-def missing_ids(tx: Tx, source_ids: Collection[str]) -> list[str]:
-    reg = tx.t.source_registry
-    found = set(tx.execute(select(reg.c.source_id).where(reg.c.source_id.in_(list(source_ids)))).scalars())
-    return [source_id for source_id in source_ids if source_id not in found]
