@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DEMO_HOME ?= .holocron/demo
+# The chat model's de-quantised weights are cached beside the demo's home, so a second demo loads in seconds.
+export HOLOCRON_MODEL_CACHE_DIR ?= $(abspath .holocron/models)
 HOLOCRON := $(BIN)/holocron --home $(DEMO_HOME)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -34,6 +36,11 @@ demo: install
 	$(HOLOCRON) search "When is Penny's birthday?" -k 3
 	$(HOLOCRON) index
 	$(HOLOCRON) spaces list
+	@# The LLM runtime: classify every page with the in-process chat model, answers validated and on record.
+	$(HOLOCRON) llm enqueue page_classification --all
+	$(HOLOCRON) worker --once --queues llm
+	$(HOLOCRON) llm pages
+	$(HOLOCRON) llm runs --limit 5
 
 lint: install
 	$(BIN)/ruff check src tests bench

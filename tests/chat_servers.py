@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,13 +72,15 @@ class ChatScript:
 
     Steps: ``ok``, ``drop`` (close without answering), ``slow:S`` (sleep S seconds, then answer), ``status:CODE``
     (an error body in the API's format), ``429:RETRY_AFTER``, ``notfound``, ``cut`` (a streamed answer breaks off
-    after its first piece), ``text`` (an answer that is not JSON). After the script runs out every request is
-    ``ok`` unless ``then`` says otherwise.
+    after its first piece), ``text`` (an answer that is not JSON), ``empty`` (an empty answer), ``say:TEXT``
+    (that text as the answer). After the script runs out every request is ``ok`` unless ``then`` says otherwise.
+    An ``ok`` answer is ``respond(request body)`` when ``respond`` is set, else ``answer``.
     """
 
     model: str = "fake-chat"
     digest: str = "cd" * 32
     answer: str = '{"label":"yes"}'
+    respond: Callable[[dict[str, Any]], str] | None = None
     api_key: str | None = None
     echo_key_in_errors: bool = False
     script: deque[str] = field(default_factory=deque)
@@ -184,7 +186,14 @@ def _handler(state: ChatScript) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._error(404, f'model "{state.model}" not found, try pulling it first')
                 return
-            text = "this is not JSON" if kind == "text" else state.answer
+            if kind == "text":
+                text = "this is not JSON"
+            elif kind == "empty":
+                text = ""
+            elif kind == "say":
+                text = arg
+            else:
+                text = state.respond(body) if state.respond is not None else state.answer
             pieces = [text[: len(text) // 2], text[len(text) // 2 :]]
             if body.get("stream"):
                 self._stream(pieces, cut=kind == "cut")

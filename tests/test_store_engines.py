@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from holocron.store.database import Database
 from holocron.store.migrate import current_revision, downgrade, head_revision
-from holocron.store.schema import SCHEMAS, table_name_for
+from holocron.store.schema import SCHEMAS, SEM_SCHEMA, table_name_for
 from holocron.store.types import utcnow
 
 EXPECTED_TABLES = {
@@ -40,7 +40,7 @@ def product_tables(db: Database) -> set[tuple[str | None, str]]:
     """(schema, table) of every product table the engine reports; alembic's own table left out."""
     inspector = inspect(db.engine)
     if db.t.uses_schemas:
-        return {(schema, name) for schema in SCHEMAS for name in inspector.get_table_names(schema=schema)}
+        return {(schema, name) for schema in (*SCHEMAS, SEM_SCHEMA) for name in inspector.get_table_names(schema=schema)}
     return {(None, name) for name in inspector.get_table_names() if name != "alembic_version"}
 
 
@@ -169,7 +169,7 @@ def test_expected_tables_exist(db: Database) -> None:
     """Later migrations may add tables (full-text search, say); these are the core ones."""
     assert expected_tables(db) <= product_tables(db)
     if db.t.uses_schemas:
-        assert {table.schema for table in db.t.metadata.tables.values()} == set(SCHEMAS)
+        assert {table.schema for table in db.t.metadata.tables.values()} == {*SCHEMAS, SEM_SCHEMA}
         assert inspect(db.engine).get_table_names(schema="public") == ["alembic_version"]
 
 

@@ -119,6 +119,35 @@ class Settings(BaseSettings):
     evidence_max_total_bytes: int = 12_000
     evidence_max_item_bytes: int = 2_000
 
+    # Chat model (the LLM interrogation runtime; see docs/llm.md)
+    chat_provider: Literal["local", "ollama", "openai"] = "local"
+    chat_model: str | None = Field(
+        default=None, description="Chat model for any provider; default depends on the provider."
+    )
+    ollama_chat_model: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HOLOCRON_OLLAMA_CHAT_MODEL", "OLLAMA_CHAT_MODEL"),
+        description="Ollama chat model when chat_provider is ollama and chat_model is not set.",
+    )
+    chat_model_path: Path | None = Field(default=None, description="A GGUF file; default the bundled SmolLM2.")
+    model_cache_dir: Path | None = Field(default=None, description="De-quantised weights; default home/models.")
+    chat_base_url: str | None = Field(
+        default=None, description="The chat server; default ollama_base_url or openai_base_url by provider."
+    )
+    chat_num_predict: int = Field(default=256, ge=1, description="Most tokens an answer may have.")
+    chat_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    chat_seed: int = 0
+    chat_timeout_s: float = Field(default=120.0, gt=0)
+    chat_threads: int | None = Field(default=None, ge=1, description="Torch threads of the local chat model.")
+    chat_constrained: bool = Field(
+        default=True, description="Decode the local model under the answer's JSON schema (valid by construction)."
+    )
+    llm_attempts: int = Field(default=3, ge=1, le=10, description="Model calls per run before it dead-letters.")
+    llm_retry_backoff_s: float = Field(default=0.5, ge=0.0, description="First re-ask's delay; doubles.")
+    interrogations_file: Path | None = Field(
+        default=None, description="A TOML file of user interrogations, added to the built-in ones."
+    )
+
     # Jobs
     worker_poll_seconds: float = 1.0
     lease_seconds: float = Field(

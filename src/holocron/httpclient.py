@@ -9,8 +9,11 @@ through and its outcome closes or reopens the circuit. Secrets travel only in re
 in messages, logs or reprs.
 
 The error classes here are neutral; each family of providers (embedding, chat) subclasses them together with its
-own base error, and names its classes on its :class:`HttpClient` and :class:`CircuitBreaker` subclasses, so that
-callers catch ``EmbeddingError`` or ``ChatError`` as before while the machinery exists once.
+own base error, and names its classes on its :class:`HttpClient` and :class:`CircuitBreaker` subclasses (an
+:class:`ErrorFamily`), so that callers catch ``EmbeddingError`` or ``ChatError`` as before while the machinery
+exists once. So does what every client of Ollama's and of OpenAI's API does whatever the model is for: listing the
+server's models and finding its own (:class:`OllamaModelClient`, :class:`OpenAIModelClient`), and turning the
+server's refusals into the family's errors.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
+from pydantic import SecretStr
 
 from holocron.backoff import backoff_delay, parse_retry_after
 
@@ -60,6 +64,17 @@ class ModelNotFoundError(ProviderRequestError):
 
 class ResponseFormatError(HttpProviderError):
     """The server answered 2xx with a body that is not what its API promises."""
+
+
+@dataclass(frozen=True)
+class ErrorFamily:
+    """The classes a family's clients raise: its subclasses of the neutral errors above."""
+
+    unavailable: type[ProviderUnavailableError] = ProviderUnavailableError
+    circuit_open: type[CircuitOpenError] = CircuitOpenError
+    request: type[ProviderRequestError] = ProviderRequestError
+    not_found: type[ModelNotFoundError] = ModelNotFoundError
+    format: type[ResponseFormatError] = ResponseFormatError
 
 
 def redact_url(url: str) -> str:
@@ -179,48 +194,52 @@ def error_text(response: httpx.Response) -> str:
     return response.text.strip()[:300]
 
 
+class HttpOptions(TypedDict, total=False):
+    """How a provider reaches its server: every HTTP provider takes these keyword arguments for its client."""
+
+    api_key: SecretStr | str | None  # sent as a bearer token; masked in every message
+    timeout_s: float  # per request; the family's default when left out
+    retry: RetryPolicy | None  # None: the default policy
+    circuit: CircuitBreaker | None  # None: a fresh breaker of the family's class
+    transport: httpx.BaseTransport | None  # tests: an in-process transport
+    sleep: Callable[[float], None]  # tests: record the pauses instead of waiting
+    rng: random.Random | None  # tests: a seeded jitter
+
+
 class HttpClient:
     """A JSON-over-HTTP client with retries, backoff and a circuit breaker; one per provider.
 
-    Subclasses name the error classes raised (their family's); ``describe_error`` turns a refused request (4xx
-    other than 429) into the provider's own error.
+    Subclasses name the error classes raised (their family's), the class of the circuit breaker made when none is
+    given and the default timeout; ``describe_error`` turns a refused request (4xx other than 429) into the
+    provider's own error.
     """
 
-    unavailable_error: ClassVar[type[ProviderUnavailableError]] = ProviderUnavailableError
-    circuit_open_error: ClassVar[type[CircuitOpenError]] = CircuitOpenError
-    format_error: ClassVar[type[ResponseFormatError]] = ResponseFormatError
+    errors: ClassVar[ErrorFamily] = ErrorFamily()
+    breaker: ClassVar[type[CircuitBreaker]] = CircuitBreaker
+    default_timeout_s: ClassVar[float] = 60.0
 
     def __init__(
-        self,
-        base_url: str,
-        *,
-        name: str,
-        timeout_s: float,
-        retry: RetryPolicy,
-        circuit: CircuitBreaker,
-        describe_error: ErrorDescriber,
-        headers: Mapping[str, str] | None = None,
-        secrets: tuple[str, ...] = (),
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
+        self, base_url: str, *, name: str, describe_error: ErrorDescriber, **options: Unpack[HttpOptions]
     ) -> None:
+        api_key = options.get("api_key")
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self.base_url = base_url.rstrip("/")
         self.shown_url = redact_url(self.base_url)
         self.name = name
-        self.retry = retry
-        self.circuit = circuit
+        self.retry = options.get("retry") or RetryPolicy()
+        self.circuit = options.get("circuit") or self.breaker()
         self.describe_error = describe_error
-        self._secrets = tuple(s for s in secrets if s)
-        self._sleep = sleep
-        self._rng = rng
+        self.has_api_key = bool(key)
+        self._secrets = (key,) if key else ()
+        self._sleep = options.get("sleep", time.sleep)
+        self._rng = options.get("rng")
         self.attempts = 0  # every HTTP attempt, retries included: for tests and metrics
         self.retries = 0
         self._client = httpx.Client(
             base_url=self.base_url,
-            timeout=httpx.Timeout(timeout_s),
-            headers={"Content-Type": "application/json", **(headers or {})},
-            transport=transport,
+            timeout=httpx.Timeout(options.get("timeout_s", self.default_timeout_s)),
+            headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})},
+            transport=options.get("transport"),
         )
 
     def __repr__(self) -> str:
@@ -257,7 +276,7 @@ class HttpClient:
         try:
             return json.loads(content)
         except ValueError as exc:
-            raise self.format_error(f"{self.what}{path} answered with invalid JSON: {exc}") from None
+            raise self.errors.format(f"{self.what}{path} answered with invalid JSON: {exc}") from None
 
     def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
         """One logical call: retried on transient failures, raising the family's errors otherwise."""
@@ -268,7 +287,7 @@ class HttpClient:
         """A call whose body is read as it arrives (NDJSON, server-sent events).
 
         Retried exactly like :meth:`request` until the server answers with a success status; once the body
-        streams, a broken or stalled connection is a :attr:`unavailable_error` (a half-read answer is never
+        streams, a broken or stalled connection is the family's ``unavailable`` error (a half-read answer is never
         retried behind the caller's back, since the caller may already have used part of it).
         """
         response = self._send(method, path, body, stream=True)
@@ -278,17 +297,17 @@ class HttpClient:
             response.close()
 
     def iter_lines(self, response: httpx.Response, path: str) -> Iterator[str]:
-        """The lines of a streaming body; transport failures mid-stream become :attr:`unavailable_error`."""
+        """The lines of a streaming body; transport failures mid-stream are the family's ``unavailable`` error."""
         try:
             yield from response.iter_lines()
         except httpx.TimeoutException:
             self.circuit.record_failure()
-            raise self.unavailable_error(
+            raise self.errors.unavailable(
                 f"{self.what}: the stream from {path} stalled for more than {self._client.timeout.read}s"
             ) from None
         except httpx.TransportError as exc:
             self.circuit.record_failure()
-            raise self.unavailable_error(
+            raise self.errors.unavailable(
                 f"{self.what}: the stream from {path} broke off: {type(exc).__name__}: {self.scrub(str(exc))}"
             ) from None
 
@@ -300,9 +319,9 @@ class HttpClient:
             try:
                 self.circuit.before_call(what)
             except CircuitOpenError as exc:  # a breaker of another family: same failure, this family's class
-                if isinstance(exc, self.circuit_open_error):
+                if isinstance(exc, self.errors.circuit_open):
                     raise
-                raise self.circuit_open_error(str(exc)) from None
+                raise self.errors.circuit_open(str(exc)) from None
             self.attempts += 1
             retry_after: float | None = None
             try:
@@ -342,13 +361,13 @@ class HttpClient:
             retry_number += 1
             if retry_number > self.retry.max_retries:
                 attempts = retry_number
-                raise self.unavailable_error(f"{what}: {failure}; gave up after {attempts} attempts")
+                raise self.errors.unavailable(f"{what}: {failure}; gave up after {attempts} attempts")
             if opened:
-                raise self.circuit_open_error(
+                raise self.errors.circuit_open(
                     f"{what}: {failure}; circuit open after {self.circuit.consecutive_failures} consecutive failures"
                 )
             if retry_after is not None and retry_after > self.retry.max_retry_after_s:
-                raise self.unavailable_error(
+                raise self.errors.unavailable(
                     f"{what}: {failure}; the server asks to retry after {retry_after:.0f}s, "
                     f"more than the {self.retry.max_retry_after_s:.0f}s limit"
                 )
@@ -356,3 +375,208 @@ class HttpClient:
             self.retries += 1
             log.warning("%s: %s; retry %d of %d in %.2fs", what, failure, retry_number, self.retry.max_retries, delay)
             self._sleep(delay)
+
+
+# -- Ollama's and OpenAI's APIs, as every client of them reads them -----------------------------------------------
+
+UNVERSIONED = "unversioned"  # the digest of a model whose server publishes none
+
+
+def split_model_ref(ref: str, *, default_tag: str = "latest") -> tuple[str, str]:
+    """``model[:tag]`` as Ollama reads it: the tag follows the last colon after the last slash (a registry host
+    may carry a port), and defaults to ``latest``. ``nomic-embed-text`` -> (``nomic-embed-text``, ``latest``)."""
+    text = ref.strip()
+    if not text:
+        raise ValueError("empty model name")
+    slash, colon = text.rfind("/"), text.rfind(":")
+    if colon > slash:
+        name, tag = text[:colon], text[colon + 1 :]
+        if not name:
+            raise ValueError(f"model name missing in {ref!r}")
+        return name, tag or default_tag
+    return text, default_tag
+
+
+def positive_int(value: Any, *, zero: bool = False) -> int | None:
+    """A count or a length from a server's JSON: a whole number above zero (or zero, with ``zero``), else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 or (zero and number == 0) else None
+
+
+def show_number(show: Mapping[str, Any], field: str) -> int | None:
+    """``<architecture>.<field>`` of the ``model_info`` in Ollama's ``/api/show`` answer (``context_length``,
+    ``embedding_length``), when it is a positive whole number."""
+    info = show.get("model_info")
+    if not isinstance(info, dict):
+        return None
+    architecture = info.get("general.architecture")
+    return positive_int(info.get(f"{architecture}.{field}")) if architecture else None
+
+
+class OllamaModelClient:
+    """What a client of Ollama's API does alike whatever its model is for: list the server's models
+    (``/api/tags``), find its own, read ``/api/show`` and name the server's refusals in the family's errors.
+
+    The class using it sets ``http`` and ``model_ref`` (``name:tag``), ``capability`` (what ``/api/show`` must list
+    for the model to do its work) and ``missing_capability`` (the end of the warning when it does not).
+    """
+
+    http: HttpClient
+    model_ref: str
+    capabilities: list[str] | None
+    capability: ClassVar[str]
+    missing_capability: ClassVar[str]
+    pull_hint: ClassVar[str] = ""  # the end of the message for a model the server does not have
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model_ref!r}, {self.http.shown_url!r})"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """The server's ``/api/tags`` entries: what ``ollama list`` shows."""
+        data = self.http.get_json("/api/tags")
+        models = data.get("models") if isinstance(data, dict) else None
+        if not isinstance(models, list):
+            raise self.http.errors.format(f"Ollama at {self.http.shown_url}/api/tags: no 'models' list")
+        return [m for m in models if isinstance(m, dict)]
+
+    def find_model(self) -> dict[str, Any]:
+        """This model's ``/api/tags`` entry, or :class:`ModelNotFoundError` saying how to pull it."""
+        wanted = self.model_ref.lower()
+        for entry in self.list_models():
+            for key in ("name", "model"):
+                name = str(entry.get(key) or "")
+                if name and "{}:{}".format(*split_model_ref(name)).lower() == wanted:
+                    return entry
+        raise self.http.errors.not_found(self._not_found_message(), status=404)
+
+    def _digest(self, entry: Mapping[str, Any]) -> str:
+        """``sha256:<hex>`` of this model's ``/api/tags`` entry, which must carry one."""
+        digest = str(entry.get("digest") or "").strip().lower().removeprefix("sha256:")
+        if not digest:
+            raise self.http.errors.format(f"Ollama lists {self.model_ref} without a digest")
+        return f"sha256:{digest}"
+
+    def _show(self) -> dict[str, Any]:
+        """``/api/show`` for the model (``{}`` for an answer that is not an object); notes its capabilities, with a
+        warning when they leave out :attr:`capability`."""
+        show = self.http.post_json("/api/show", {"model": self.model_ref})
+        show = show if isinstance(show, dict) else {}
+        capabilities = show.get("capabilities")
+        self.capabilities = [str(c) for c in capabilities] if isinstance(capabilities, list) else None
+        if self.capabilities is not None and self.capability not in self.capabilities:
+            logging.getLogger(type(self).__module__).warning(
+                "Ollama model %s does not list the '%s' capability (%s)%s",
+                self.model_ref,
+                self.capability,
+                ", ".join(self.capabilities),
+                self.missing_capability,
+            )
+        return show
+
+    def _not_found_message(self) -> str:
+        return (
+            f"model {self.model_ref} is not on the Ollama server at {self.http.shown_url}: "
+            f"run `ollama pull {self.model_ref}` there{self.pull_hint}"
+        )
+
+    def _describe_error(self, response: httpx.Response) -> HttpProviderError:
+        detail = self.http.scrub(error_text(response))
+        status = response.status_code
+        if status == 404 and "not found" in detail.lower():
+            return self.http.errors.not_found(f"{self._not_found_message()} ({detail})", status=status)
+        path = response.request.url.path
+        return self.http.errors.request(
+            f"Ollama at {self.http.shown_url} refused {path} ({status}): {detail}", status=status
+        )
+
+
+class OpenAIModelClient:
+    """What a client of an OpenAI-compatible API does alike whatever its model is for: list the server's models
+    (``/models``), find its own and name the server's refusals in the family's errors.
+
+    The class using it sets ``http`` and ``model_id``; ``not_found_hint`` and ``no_key_hint`` end the messages
+    for a model the server does not serve and for a request refused without a key.
+    """
+
+    http: HttpClient
+    model_id: str
+    not_found_hint: ClassVar[str] = ""
+    no_key_hint: ClassVar[str] = "no API key was sent"
+
+    @property
+    def has_api_key(self) -> bool:
+        return self.http.has_api_key
+
+    def __repr__(self) -> str:
+        key = "set" if self.has_api_key else "none"
+        return f"{type(self).__name__}({self.model_id!r}, {self.http.shown_url!r}, api_key={key})"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def list_models(self) -> list[dict[str, Any]] | None:
+        """The server's ``/models`` entries, or None for a server that does not list them."""
+        try:
+            data = self.http.get_json("/models")
+        except ProviderRequestError as exc:
+            if exc.status in (404, 405, 501):
+                return None
+            raise
+        models = data.get("data") if isinstance(data, dict) else None
+        return [m for m in models if isinstance(m, dict)] if isinstance(models, list) else None
+
+    def find_model(self) -> dict[str, Any] | None:
+        """This model's ``/models`` entry; None when the server lists nothing; an error when it lists others."""
+        models = self.list_models()
+        if models is None:
+            return None
+        for entry in models:
+            if str(entry.get("id", "")) == self.model_id:
+                return entry
+        served = ", ".join(str(m.get("id")) for m in models[:10]) or "nothing"
+        raise self.http.errors.not_found(
+            f"model {self.model_id!r} is not served at {self.http.shown_url} (it serves: {served})", status=404
+        )
+
+    @staticmethod
+    def _digest(entry: Mapping[str, Any] | None) -> str:
+        """The digest a ``/models`` entry carries (as ``serve-models`` adds), else :data:`UNVERSIONED`."""
+        digest = str((entry or {}).get("digest") or "").strip().lower()
+        if not digest:
+            return UNVERSIONED
+        return digest if digest.startswith("sha256:") else f"sha256:{digest}"
+
+    def _describe_error(self, response: httpx.Response) -> HttpProviderError:
+        status = response.status_code
+        detail = self.http.scrub(error_text(response))
+        where = f"{self.http.name} at {self.http.shown_url}"
+        if status == 404 or _error_code(response) == "model_not_found":
+            return self.http.errors.not_found(
+                f"model {self.model_id!r} is not served at {self.http.shown_url} ({status}: {detail})"
+                f"{self.not_found_hint}",
+                status=status,
+            )
+        if status in (401, 403):
+            how = "check the API key" if self.has_api_key else self.no_key_hint
+            return self.http.errors.request(f"{where} refused the request ({status}: {detail}); {how}", status=status)
+        path = response.request.url.path
+        return self.http.errors.request(f"{where} refused {path} ({status}): {detail}", status=status)
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """OpenAI's ``error.code`` (``model_not_found``, ``invalid_api_key``) of an error body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return str(code) if code else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from holocron.chat.base import ChatProvider
 from holocron.chunking import ChunkPolicy
 from holocron.config import Settings, load_settings
 from holocron.embedding.base import EmbeddingProvider
@@ -25,9 +26,13 @@ from holocron.identity import ModelIdentity
 from holocron.indexer import ChunkStats, EmbedStats, chunk_sources, embed_chunks
 from holocron.ingest.files import DEFAULT_SOURCE_SYSTEM, FileRef, Skipped, read_file, read_manifest, walk
 from holocron.jobs.handlers import enqueue_indexing
-from holocron.jobs.models import PAYLOADS, ChunkPolicySpec, JobType, parse_job_type
-from holocron.jobs.queue import Enqueued, JobQueue
+from holocron.jobs.models import PAYLOADS, ChunkPolicySpec, InvalidPayloadError, Job, JobType, parse_job_type
+from holocron.jobs.queue import Enqueued, JobQueue, NewJob
 from holocron.lake import write_artifact
+from holocron.llm.interrogations import InterrogationRegistry, build_registry
+from holocron.llm.lane import LlmLane
+from holocron.llm.providers import build_chat_from_settings
+from holocron.llm.queue import LlmJob, LlmQueue
 from holocron.observability.logs import log_context
 from holocron.observability.metrics import metrics_registry, observe_search, record_search_error
 from holocron.observability.overview import compute_overview, space_coverage
@@ -39,6 +44,15 @@ from holocron.store.chunks import count_chunks
 from holocron.store.database import Database
 from holocron.store.embeddings import count_current_embeddings
 from holocron.store.evidence import save_bundle
+from holocron.store.llm import (
+    count_llm_runs,
+    get_llm_run,
+    list_llm_runs,
+    llm_artifacts,
+    llm_run_counts,
+    source_pages,
+    stale_current_answers,
+)
 from holocron.store.migrate import current_revision, head_revision
 from holocron.store.runs import (
     close_expired_runs,
@@ -160,17 +174,26 @@ def pg_hnsw_params(settings: Settings) -> PgHnswParams:
 
 
 class Holocron:
-    def __init__(self, settings: Settings | None = None, *, provider: EmbeddingProvider | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        provider: EmbeddingProvider | None = None,
+        chat_provider: ChatProvider | None = None,
+    ) -> None:
         self.settings = settings or load_settings()
         self.db = Database(self.settings.resolved_database_url, hnsw=pg_hnsw_params(self.settings))
         self.db.upgrade()
         if provider is not None:
             self.__dict__["provider"] = provider
+        if chat_provider is not None:
+            self.__dict__["chat_provider"] = chat_provider
 
     def close(self) -> None:
-        provider = self.__dict__.get("provider")
-        if provider is not None:
-            provider.close()
+        for name in ("provider", "chat_provider"):
+            provider = self.__dict__.get(name)
+            if provider is not None:
+                provider.close()
         self.db.dispose()
 
     def __enter__(self) -> Holocron:
@@ -270,7 +293,7 @@ class Holocron:
             log.info("source deleted", extra={"fields": {"source_id": source_id}})
         return result
 
-    def enqueue_indexing(self, source_ids: Sequence[str] | None = None) -> list[Enqueued]:
+    def enqueue_indexing(self, source_ids: Sequence[str] | None = None) -> list[Enqueued[Job]]:
         """Queue CHUNK_SOURCE jobs (batches of sources) for this model's space; dedupe keys carry each
         source's content hash, so calling this twice queues nothing new. With no ids: every source whose
         chunks are stale under the current policy (also recovers sources whose trigger was lost in a crash).
@@ -289,7 +312,7 @@ class Holocron:
         priority: int | None = None,
         dedupe_key: str | None = None,
         max_attempts: int | None = None,
-    ) -> Enqueued:
+    ) -> Enqueued[Job]:
         """Queue one job. A payload's space, when left out, is the configured model's space; a CHUNK_SOURCE
         payload's chunk policy, the configured one (fixed now, so that every worker chunks with it, not with
         its own settings). Raises ``ValueError`` for an unknown type or a payload its schema refuses."""
@@ -631,6 +654,109 @@ class Holocron:
     def rebuild_index(self, *, reason: str = "requested") -> SyncReport:
         """Recompute the configured space's vector index from the embedding table."""
         return self.searcher.index.rebuild(reason=reason)
+
+    # -- the LLM runtime -------------------------------------------------------------------------
+
+    @cached_property
+    def chat_provider(self) -> ChatProvider:
+        """The configured chat model (loaded on its first answer, once per process)."""
+        return build_chat_from_settings(self.settings)
+
+    @cached_property
+    def interrogations(self) -> InterrogationRegistry:
+        """The built-in interrogations, the entry points' and the ``interrogations_file``'s."""
+        return build_registry(self.settings.interrogations_file)
+
+    @cached_property
+    def llm_jobs(self) -> LlmQueue:
+        """The ``llm.job`` queue (the same queue implementation as :attr:`jobs`)."""
+        return LlmQueue(self.db, self.interrogations)
+
+    def llm_lane(self, interrogations: Sequence[str] | None = None) -> LlmLane:
+        """``llm.job`` as a worker lane (``holocron worker --queues llm``)."""
+        return LlmLane(self, self.llm_jobs, interrogations)
+
+    def llm_enqueue(
+        self,
+        interrogation: str,
+        *,
+        source_ids: Sequence[str] = (),
+        all_sources: bool = False,
+        queries: Sequence[str] = (),
+        params: Mapping[str, str] | None = None,
+        priority: int | None = None,
+    ) -> list[Enqueued[LlmJob]]:
+        """One job per source (``all_sources``: every source with chunks) or per query; all validated before
+        any is stored. A subject already waiting for an answer returns its job (the dedupe key)."""
+        if all_sources:
+            with self.db.read() as tx:
+                s = tx.t.source_registry
+                query = select(s.c.source_id).where(s.c.chunk_count > 0).order_by(s.c.source_id)
+                source_ids = list(tx.execute(query).scalars())
+        given = dict(params or {})
+        payloads: list[dict[str, Any]] = [{"source_id": source_id, "params": given} for source_id in source_ids]
+        payloads += [{"query": query, "params": given} for query in queries]
+        if not payloads and given:
+            payloads = [{"params": given}]  # the interrogation's query template makes the question
+        if not payloads:
+            raise InvalidPayloadError(f"{interrogation}: name the sources, or the queries, to ask about")
+        return self.llm_jobs.enqueue_many([NewJob(interrogation, p, priority=priority) for p in payloads])
+
+    def llm_refresh(self, *, interrogation: str | None = None) -> list[Enqueued[LlmJob]]:
+        """Ask again exactly the current answers whose evidence chunks were replaced; idempotent (a second
+        refresh before the workers run returns the same jobs)."""
+        with self.db.read() as tx:
+            stale = stale_current_answers(tx, interrogation=interrogation)
+        jobs = []
+        for answer in stale:
+            payload = dict(answer["input_json"])
+            payload.pop("version", None)  # ask at the interrogation's current version
+            jobs.append(NewJob(answer["interrogation_key"], payload))
+        return self.llm_jobs.enqueue_many(jobs)
+
+    def llm_runs(
+        self,
+        *,
+        job_id: int | None = None,
+        interrogation: str | None = None,
+        status: str | None = None,
+        stale: bool | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Listing:
+        """LLM runs, newest first, each with ``stale`` (an evidence chunk it was built from is gone)."""
+        with self.db.read() as tx:
+            items = list_llm_runs(
+                tx,
+                limit=limit,
+                offset=offset,
+                job_id=job_id,
+                interrogation=interrogation,
+                status=status,
+                stale=stale,
+            )
+            total = count_llm_runs(tx, job_id=job_id, interrogation=interrogation, status=status, stale=stale)
+            return Listing(items, total, limit, offset)
+
+    def llm_run(self, run_id: str) -> dict[str, Any] | None:
+        """One run with its artifacts, evidence lineage (each item's chunk, and whether it still exists) and
+        parsed output."""
+        with self.db.read() as tx:
+            return get_llm_run(tx, run_id)
+
+    def llm_artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's artifacts with their content."""
+        with self.db.read() as tx:
+            return llm_artifacts(tx, run_id)
+
+    def source_pages(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """``sem.source_page``: the classified pages, each with whether its answer is stale."""
+        with self.db.read() as tx:
+            return source_pages(tx, limit=limit)
+
+    def llm_counts(self) -> dict[str, int]:
+        with self.db.read() as tx:
+            return llm_run_counts(tx)
 
     def register_records(self, records: Sequence[RawRecord]) -> RegisterResult:
         """Store raw records (already read by the caller, e.g. a benchmark's corpus) as sources."""

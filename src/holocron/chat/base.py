@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 import orjson
 
+from holocron.httpclient import split_model_ref
+
 __all__ = [
     "ChatError",
     "ChatIdentity",
@@ -38,7 +40,12 @@ class ChatError(RuntimeError):
 
 
 class InvalidOutputError(ChatError):
-    """A schema was given and the answer is not JSON valid under it (a server that ignores the schema)."""
+    """A schema was given and the answer is not JSON valid under it (a server that ignores the schema); ``text``
+    is the answer as it came, for the caller's record and its feedback to the model."""
+
+    def __init__(self, message: str, *, text: str = "") -> None:
+        super().__init__(message)
+        self.text = text
 
 
 class ChatMessage(TypedDict):
@@ -173,24 +180,11 @@ class ChatProvider(Protocol):
         options: ChatOptions | None = None,
         on_text: TextCallback | None = None,
     ) -> ChatResult:
-        """The answer to one prompt (put in the model's chat template as a user turn)."""
-        ...
+        """The answer to one prompt (put in the model's chat template as a user turn); by default, :meth:`chat`
+        of the system text, if any, and the prompt as a user turn (a provider that inherits this protocol gets it)."""
+        return self.chat(prompt_messages(prompt, system), schema=schema, options=options, on_text=on_text)
 
     def close(self) -> None: ...
-
-
-def split_model_ref(ref: str, *, default_tag: str = "latest") -> tuple[str, str]:
-    """``model[:tag]`` as Ollama reads it: the tag follows the last colon after the last slash."""
-    text = ref.strip()
-    if not text:
-        raise ValueError("empty model name")
-    slash, colon = text.rfind("/"), text.rfind(":")
-    if colon > slash:
-        name, tag = text[:colon], text[colon + 1 :]
-        if not name:
-            raise ValueError(f"model name missing in {ref!r}")
-        return name, tag or default_tag
-    return text, default_tag
 
 
 def as_messages(messages: Messages) -> list[dict[str, str]]:

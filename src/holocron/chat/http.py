@@ -8,7 +8,7 @@ Every error raised here is a :class:`~holocron.chat.base.ChatError` and also the
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import orjson
@@ -56,15 +56,18 @@ class ResponseFormatError(ChatError, httpclient.ResponseFormatError):
 class CircuitBreaker(httpclient.CircuitBreaker):
     """The shared circuit breaker, failing fast with a chat error."""
 
-    open_error: ClassVar[type[httpclient.CircuitOpenError]] = CircuitOpenError
+    open_error = CircuitOpenError
 
 
 class ChatHttpClient(httpclient.HttpClient):
-    """The shared JSON-over-HTTP client, raising chat errors, with the two streaming formats."""
+    """The shared JSON-over-HTTP client, raising chat errors, with the two streaming formats; answers take longer
+    than embeddings, hence the longer default timeout."""
 
-    unavailable_error: ClassVar[type[httpclient.ProviderUnavailableError]] = ProviderUnavailableError
-    circuit_open_error: ClassVar[type[httpclient.CircuitOpenError]] = CircuitOpenError
-    format_error: ClassVar[type[httpclient.ResponseFormatError]] = ResponseFormatError
+    errors = httpclient.ErrorFamily(
+        ProviderUnavailableError, CircuitOpenError, ProviderRequestError, ModelNotFoundError, ResponseFormatError
+    )
+    breaker = CircuitBreaker
+    default_timeout_s = 120.0
 
     def ndjson(self, response: httpx.Response, path: str) -> Iterator[dict[str, Any]]:
         """Ollama's streaming body: one JSON object a line; an ``{"error": ...}`` line is the server failing."""
@@ -131,8 +134,10 @@ def check_schema_output(text: str, schema: Mapping[str, Any] | None, what: str) 
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise InvalidOutputError(f"{what}: asked for JSON under a schema, got text that is not JSON ({exc})") from None
+        raise InvalidOutputError(
+            f"{what}: asked for JSON under a schema, got text that is not JSON ({exc})", text=text
+        ) from None
     expected = schema.get("type")
     kinds = {"object": dict, "array": list, "string": str, "boolean": bool}
     if isinstance(expected, str) and expected in kinds and not isinstance(value, kinds[expected]):
-        raise InvalidOutputError(f"{what}: asked for a JSON {expected}, got {type(value).__name__}")
+        raise InvalidOutputError(f"{what}: asked for a JSON {expected}, got {type(value).__name__}", text=text)

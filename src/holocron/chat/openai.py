@@ -11,87 +11,54 @@ wall time measured here. The bearer token lives only in the request header and i
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
-
-import httpx
-from pydantic import SecretStr
+from collections.abc import Mapping
+from typing import Any, Unpack
 
 from holocron.chat.base import (
     ChatError,
     ChatIdentity,
     ChatMetrics,
     ChatOptions,
+    ChatProvider,
     ChatResult,
     Messages,
     TextCallback,
     as_messages,
-    prompt_messages,
 )
-from holocron.chat.http import (
-    ChatHttpClient,
-    CircuitBreaker,
-    ModelNotFoundError,
-    ProviderRequestError,
-    ResponseFormatError,
-    RetryPolicy,
-    check_schema_output,
-    error_text,
-)
+from holocron.chat.http import ChatHttpClient, ResponseFormatError, check_schema_output
+from holocron.httpclient import HttpOptions, OpenAIModelClient, positive_int
 
 DEFAULT_OPENAI_URL = "http://localhost:8000/v1"
 DEFAULT_OPENAI_CHAT_MODEL = "gpt-4o-mini"
-UNVERSIONED = "unversioned"
 
 
-class OpenAIChatProvider:
-    """A model behind ``/v1/chat/completions`` as a :class:`~holocron.chat.base.ChatProvider`."""
+class OpenAIChatProvider(OpenAIModelClient, ChatProvider):
+    """A model behind ``/v1/chat/completions`` as a :class:`~holocron.chat.base.ChatProvider`; ``http`` takes the
+    :class:`~holocron.httpclient.HttpOptions` (``api_key``, ``timeout_s``, ``retry``, ``circuit``, ...)."""
 
     provider_name = "openai"
+    http: ChatHttpClient
 
     def __init__(
         self,
         model: str = DEFAULT_OPENAI_CHAT_MODEL,
         base_url: str = DEFAULT_OPENAI_URL,
         *,
-        api_key: SecretStr | str | None = None,
-        timeout_s: float = 120.0,
-        retry: RetryPolicy | None = None,
-        circuit: CircuitBreaker | None = None,
         options: ChatOptions | None = None,
         context_length: int | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
+        **http: Unpack[HttpOptions],
     ) -> None:
         self.model_id = model.strip()
         self.options = options or ChatOptions()
         self.configured_context = context_length
-        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-        self.has_api_key = bool(key)
         self.http = ChatHttpClient(
-            base_url,
-            name="OpenAI-compatible server",
-            timeout_s=timeout_s,
-            retry=retry or RetryPolicy(),
-            circuit=circuit or CircuitBreaker(),
-            describe_error=self._describe_error,
-            headers={"Authorization": f"Bearer {key}"} if key else None,
-            secrets=(key,) if key else (),
-            transport=transport,
-            sleep=sleep,
-            rng=rng,
+            base_url, name="OpenAI-compatible server", describe_error=self._describe_error, **http
         )
         self._identity: ChatIdentity | None = None
         self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        key = "set" if self.has_api_key else "none"
-        return f"OpenAIChatProvider({self.model_id!r}, {self.http.shown_url!r}, api_key={key})"
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -99,43 +66,15 @@ class OpenAIChatProvider:
         with self._lock:
             if self._identity is None:
                 entry = self.find_model() or {}
-                digest = str(entry.get("digest") or "").strip().lower()
-                if digest and not digest.startswith("sha256:"):
-                    digest = f"sha256:{digest}"
-                context = self.configured_context or _positive_int(entry.get("max_model_len"))
                 self._identity = ChatIdentity(
                     provider=self.provider_name,
                     model_name=self.model_id,
                     model_tag="latest",
-                    model_digest=digest or UNVERSIONED,
-                    context_length=context,
+                    model_digest=self._digest(entry),
+                    context_length=self.configured_context or positive_int(entry.get("max_model_len")),
                     endpoint_url=self.http.shown_url,
                 )
             return self._identity
-
-    def list_models(self) -> list[dict[str, Any]] | None:
-        """The server's ``/models`` entries, or None for a server that does not list them."""
-        try:
-            data = self.http.get_json("/models")
-        except ProviderRequestError as exc:
-            if exc.status in (404, 405, 501):
-                return None
-            raise
-        models = data.get("data") if isinstance(data, dict) else None
-        return [m for m in models if isinstance(m, dict)] if isinstance(models, list) else None
-
-    def find_model(self) -> dict[str, Any] | None:
-        """This model's ``/models`` entry; None when the server lists nothing; an error when it lists others."""
-        models = self.list_models()
-        if models is None:
-            return None
-        for entry in models:
-            if str(entry.get("id", "")) == self.model_id:
-                return entry
-        served = ", ".join(str(m.get("id")) for m in models[:10]) or "nothing"
-        raise ModelNotFoundError(
-            f"model {self.model_id!r} is not served at {self.http.shown_url} (it serves: {served})", status=404
-        )
 
     # -- answering -----------------------------------------------------------------------------
 
@@ -170,24 +109,13 @@ class OpenAIChatProvider:
             text, reason, usage, final = self._streamed(body, on_text)
         check_schema_output(text, schema, f"{self.http.name} at {self.http.shown_url}/chat/completions")
         metrics = ChatMetrics(
-            prompt_eval_count=_positive_int(usage.get("prompt_tokens"), zero=True),
-            eval_count=_positive_int(usage.get("completion_tokens"), zero=True),
+            prompt_eval_count=positive_int(usage.get("prompt_tokens"), zero=True),
+            eval_count=positive_int(usage.get("completion_tokens"), zero=True),
             total_duration=time.perf_counter_ns() - started,
         )
         return ChatResult(
             text=text, model=str(final.get("model") or self.model_id), done_reason=reason, metrics=metrics, raw=final
         )
-
-    def generate(
-        self,
-        prompt: str,
-        *,
-        system: str | None = None,
-        schema: Mapping[str, Any] | None = None,
-        options: ChatOptions | None = None,
-        on_text: TextCallback | None = None,
-    ) -> ChatResult:
-        return self.chat(prompt_messages(prompt, system), schema=schema, options=options, on_text=on_text)
 
     def _whole(self, data: Any) -> tuple[str, str | None, dict[str, Any], dict[str, Any]]:
         where = f"{self.http.name} at {self.http.shown_url}/chat/completions"
@@ -233,47 +161,9 @@ class OpenAIChatProvider:
             final["usage"] = usage
         return text, reason, usage, final
 
-    def close(self) -> None:
-        self.http.close()
-
-    # -- errors --------------------------------------------------------------------------------
-
-    def _describe_error(self, response: httpx.Response) -> ChatError:
-        status = response.status_code
-        detail = self.http.scrub(error_text(response))
-        where = f"{self.http.name} at {self.http.shown_url}"
-        if status == 404 or _error_code(response) == "model_not_found":
-            return ModelNotFoundError(
-                f"model {self.model_id!r} is not served at {self.http.shown_url} ({status}: {detail})", status=status
-            )
-        if status in (401, 403):
-            how = "check the API key" if self.has_api_key else "no API key was sent"
-            return ProviderRequestError(f"{where} refused the request ({status}: {detail}); {how}", status=status)
-        return ProviderRequestError(f"{where} refused {response.request.url.path} ({status}): {detail}", status=status)
-
 
 def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
     """OpenAI's structured-output request for a JSON schema (strict: the server must decode under it)."""
     title = schema.get("title")
     name = re.sub(r"[^A-Za-z0-9_-]", "_", str(title))[:64] if isinstance(title, str) and title else "response"
     return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema), "strict": True}}
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return str(code) if code else None
-
-
-def _positive_int(value: Any, *, zero: bool = False) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        return None
-    return number if number > 0 or (zero and number == 0) else None

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from holocron.chat.base import ChatOptions, ChatProvider
 from holocron.chat.http import CircuitBreaker, RetryPolicy
+from holocron.httpclient import HttpOptions
 
 ChatProviderName = Literal["local", "ollama", "openai"]
 CHAT_PROVIDERS: tuple[ChatProviderName, ...] = ("local", "ollama", "openai")
@@ -37,29 +38,17 @@ def build_chat_provider(
         return LocalChatModel(
             model_path, cache_dir, model_name=model or DEFAULT_CHAT_MODEL, options=options, threads=threads
         )
+    http = HttpOptions(api_key=api_key, timeout_s=timeout_s, retry=retry, circuit=circuit)
     if provider == "ollama":
         from holocron.chat.ollama import DEFAULT_OLLAMA_CHAT_MODEL, DEFAULT_OLLAMA_URL, OllamaChatProvider
 
-        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         return OllamaChatProvider(
-            model or DEFAULT_OLLAMA_CHAT_MODEL,
-            base_url or DEFAULT_OLLAMA_URL,
-            timeout_s=timeout_s,
-            retry=retry,
-            circuit=circuit,
-            options=options,
-            api_key=key,
+            model or DEFAULT_OLLAMA_CHAT_MODEL, base_url or DEFAULT_OLLAMA_URL, options=options, **http
         )
     if provider == "openai":
         from holocron.chat.openai import DEFAULT_OPENAI_CHAT_MODEL, DEFAULT_OPENAI_URL, OpenAIChatProvider
 
         return OpenAIChatProvider(
-            model or DEFAULT_OPENAI_CHAT_MODEL,
-            base_url or DEFAULT_OPENAI_URL,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            retry=retry,
-            circuit=circuit,
-            options=options,
+            model or DEFAULT_OPENAI_CHAT_MODEL, base_url or DEFAULT_OPENAI_URL, options=options, **http
         )
     raise ValueError(f"chat provider {provider!r} is not one of {', '.join(CHAT_PROVIDERS)}")

@@ -12,7 +12,16 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from holocron.cli import db_cmds, index_cmds, jobs_cmds, providers_cmds, search_cmds, serve_cmds, spaces_cmds
+from holocron.cli import (
+    db_cmds,
+    index_cmds,
+    jobs_cmds,
+    llm_cmds,
+    providers_cmds,
+    search_cmds,
+    serve_cmds,
+    spaces_cmds,
+)
 from holocron.cli.common import HolocronTyper, UserError, err_console, one_of, print_error, spoken, state
 
 LOG_FORMATS = ("text", "json")
@@ -140,6 +149,7 @@ index_cmds.register(app)
 search_cmds.register(app)
 serve_cmds.register(app)
 jobs_cmds.register(app)
+llm_cmds.register(app)
 providers_cmds.register(app, spaces_cmds.app)
 app.add_typer(spaces_cmds.app, name="spaces")
 app.add_typer(db_cmds.app, name="db")

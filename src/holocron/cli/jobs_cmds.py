@@ -20,6 +20,7 @@ from holocron.cli.common import (
     positive_number,
     print_json,
     print_table,
+    split_choices,
     whole_number,
 )
 from holocron.cli.options import (
@@ -31,6 +32,8 @@ from holocron.cli.options import (
     OffsetOption,
 )
 from holocron.store.schema import JOB_TYPES
+
+QUEUES = ("vector", "llm")
 
 if TYPE_CHECKING:
     from holocron.jobs.models import Job, JobStatus, JobType
@@ -135,58 +138,53 @@ def worker(
             help="Serve Prometheus metrics on 127.0.0.1:PORT while working.",
         ),
     ] = None,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queues",
+            parser=one_of(QUEUES, several=True),
+            metavar="QUEUE",
+            help="The queues to serve, in the order tried: vector, llm (default: both).",
+        ),
+    ] = None,
+    interrogations: Annotated[
+        list[str] | None,
+        typer.Option("--interrogations", metavar="KEY", help="Only these interrogations (llm queue)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Claim and run jobs.
+    """Claim and run jobs of the vector queue and the LLM queue.
 
     Ctrl-C or SIGTERM stops it gracefully: it finishes or releases its current job.
     """
-    from holocron.jobs.handlers import default_registry
-
-    if list_types:
-        registry = default_registry()
-        rows: list[dict[str, Any]] = [
-            {
-                "job_type": spec.job_type.value,
-                "description": spec.description,
-                "priority": spec.payload_model.default_priority,
-                "max_attempts": spec.payload_model.default_max_attempts,
-                "fields": sorted(spec.payload_model.model_fields),
-            }
-            for spec in (registry.spec(t) for t in registry.types())
-        ]
-        if as_json:
-            print_json(rows)
-            return
-        print_table(
-            "job types",
-            ["type", "description", "priority", "attempts", "payload fields"],
-            [(r["job_type"], r["description"], r["priority"], r["max_attempts"], ", ".join(r["fields"])) for r in rows],
-            wrap=("description", "payload fields"),
-        )
-        return
+    served = split_choices(queues) or list(QUEUES)
     if once and loop:
         raise UserError("--once and --loop exclude each other")
-    from holocron.jobs.worker import Worker, WorkerOptions, default_worker_id
+    from holocron.jobs.worker import Lane, VectorLane, Worker, WorkerOptions, default_worker_id
 
     job_types = _types(types)
+    keys = split_choices(interrogations) or None
     with open_holocron(ctx) as holo:
+        if list_types:
+            _list_types(holo, as_json)
+            return
         settings = holo.settings
+        if keys is not None:
+            _known_interrogations(holo, keys)
         if metrics_port is not None:
             from holocron.observability.metrics import start_metrics_server
 
             start_metrics_server(metrics_port, holo.db)
-        space_ids = [holo.space.embedding_space_id]
+        space_ids = [holo.space.embedding_space_id] if "vector" in served else []
         if dry_run:
-            upcoming = holo.jobs.peek(types=job_types, spaces=space_ids, limit=20)
-            if as_json:
-                print_json([job.to_json() for job in upcoming])
-                return
-            if not upcoming:
-                console.print(f"nothing ready for space {holo.space.name}")
-                return
-            _jobs_table(f"next jobs for space {holo.space.name} (dry run: none taken)", upcoming)
+            _dry_run(holo, served, job_types, space_ids, keys, as_json)
             return
+        lanes: list[Lane] = []
+        for queue in served:
+            if queue == "vector":
+                lanes.append(VectorLane(holo.jobs, job_types, space_ids))
+            else:
+                lanes.append(holo.llm_lane(keys))
         options = WorkerOptions(
             worker_id=worker_id or default_worker_id(),
             types=job_types,
@@ -197,11 +195,14 @@ def worker(
             drain=once,
             max_jobs=max_jobs,
         )
+        what = [
+            f"[cyan]{holo.space.name}[/cyan]" if q == "vector" else f"llm ({settings.chat_provider})" for q in served
+        ]
         err_console.print(
-            f"worker [bold]{options.worker_id}[/bold] serving [cyan]{holo.space.name}[/cyan]"
-            f" ({'until the queue is empty' if once else 'until stopped'})"
+            f"worker [bold]{options.worker_id}[/bold] serving {' and '.join(what)}"
+            f" ({'until the queues are empty' if once else 'until stopped'})"
         )
-        report = Worker(holo, options).run()
+        report = Worker(holo, options, lanes=lanes).run()
     if as_json:
         # The report's own to_json deep-copies its lock (dataclasses.asdict) and fails: read the fields.
         print_json({f.name: getattr(report, f.name) for f in fields(report) if not f.name.startswith("_")})
@@ -212,6 +213,85 @@ def worker(
         f"{report.lost} lost leases in {report.seconds:.1f} s"
         + (f"; stopped: {report.stop_reason}" if report.stop_reason else "")
     )
+
+
+def _known_interrogations(holo: Any, keys: list[str]) -> None:
+    from holocron.llm.interrogations import InterrogationError
+
+    try:
+        for key in keys:
+            holo.interrogations.get(key)
+    except InterrogationError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _list_types(holo: Any, as_json: bool) -> None:
+    """The vector job types and the interrogations: what each queue's workers can run."""
+    from holocron.jobs.handlers import default_registry
+
+    registry = default_registry()
+    rows: list[dict[str, Any]] = [
+        {
+            "queue": "vector",
+            "job_type": spec.job_type.value,
+            "description": spec.description,
+            "priority": spec.payload_model.default_priority,
+            "max_attempts": spec.payload_model.default_max_attempts,
+            "fields": sorted(spec.payload_model.model_fields),
+        }
+        for spec in (registry.spec(t) for t in registry.types())
+    ]
+    for interrogation in holo.interrogations.all():
+        rows.append(
+            {
+                "queue": "llm",
+                "job_type": interrogation.key,
+                "version": interrogation.version,
+                "description": interrogation.description,
+                "enabled": interrogation.enabled,
+                "origin": interrogation.origin,
+                "fields": sorted(interrogation.params),
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        "job types",
+        ["queue", "type", "description", "parameters / payload fields"],
+        [(r["queue"], r["job_type"], r["description"], ", ".join(r["fields"])) for r in rows],
+        wrap=("description", "parameters / payload fields"),
+    )
+
+
+def _dry_run(
+    holo: Any,
+    served: list[str],
+    job_types: list[JobType] | None,
+    space_ids: list[int],
+    keys: list[str] | None,
+    as_json: bool,
+) -> None:
+    upcoming: dict[str, list[Any]] = {}
+    if "vector" in served:
+        upcoming["vector"] = holo.jobs.peek(types=job_types, spaces=space_ids, limit=20)
+    if "llm" in served:
+        upcoming["llm"] = holo.llm_jobs.peek(types=keys, limit=20)
+    if as_json:
+        print_json([{"queue": queue, **job.to_json()} for queue, jobs in upcoming.items() for job in jobs])
+        return
+    if "vector" in upcoming:
+        if upcoming["vector"]:
+            _jobs_table(f"next jobs for space {holo.space.name} (dry run: none taken)", upcoming["vector"])
+        else:
+            console.print(f"nothing ready for space {holo.space.name}")
+    if "llm" in upcoming:
+        from holocron.cli.llm_cmds import llm_jobs_table
+
+        if upcoming["llm"]:
+            llm_jobs_table("next llm jobs (dry run: none taken)", upcoming["llm"])
+        else:
+            console.print("no llm job ready")
 
 
 # --- jobs ------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from holocron.embedding.base import PreprocessPolicy
+from holocron.httpclient import split_model_ref
 
 # The retrieval instruction used by the BGE English models, mxbai and arctic-embed for queries only.
 _BGE_QUERY = "Represent this sentence for searching relevant passages: "
@@ -64,19 +65,7 @@ CATALOG: tuple[KnownModel, ...] = (
 _COMPILED = [(re.compile(model.pattern), model) for model in CATALOG]
 
 
-def parse_model_ref(ref: str, *, default_tag: str = "latest") -> tuple[str, str]:
-    """``model[:tag]`` as Ollama reads it: the tag follows the last colon after the last slash (a registry host
-    may carry a port), and defaults to ``latest``. ``nomic-embed-text`` -> (``nomic-embed-text``, ``latest``)."""
-    text = ref.strip()
-    if not text:
-        raise ValueError("empty model name")
-    slash, colon = text.rfind("/"), text.rfind(":")
-    if colon > slash:
-        name, tag = text[:colon], text[colon + 1 :]
-        if not name:
-            raise ValueError(f"model name missing in {ref!r}")
-        return name, tag or default_tag
-    return text, default_tag
+parse_model_ref = split_model_ref  # the one parser of ``model[:tag]``, under the name this layer used
 
 
 def normalise_name(name: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -65,15 +65,16 @@ class ModelChangedError(EmbeddingError):
 class CircuitBreaker(httpclient.CircuitBreaker):
     """The shared circuit breaker, failing fast with an embedding error."""
 
-    open_error: ClassVar[type[httpclient.CircuitOpenError]] = CircuitOpenError
+    open_error = CircuitOpenError
 
 
 class HttpClient(httpclient.HttpClient):
     """The shared JSON-over-HTTP client, raising embedding errors."""
 
-    unavailable_error: ClassVar[type[httpclient.ProviderUnavailableError]] = ProviderUnavailableError
-    circuit_open_error: ClassVar[type[httpclient.CircuitOpenError]] = CircuitOpenError
-    format_error: ClassVar[type[httpclient.ResponseFormatError]] = ResponseFormatError
+    errors = httpclient.ErrorFamily(
+        ProviderUnavailableError, CircuitOpenError, ProviderRequestError, ModelNotFoundError, ResponseFormatError
+    )
+    breaker = CircuitBreaker
 
 
 def json_matrix(rows: Any, *, dimensions: int, what: str) -> Matrix:

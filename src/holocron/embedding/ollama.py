@@ -9,52 +9,44 @@ new weights under the same name, the batch fails instead of mixing two models' v
 
 from __future__ import annotations
 
-import logging
-import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Unpack
 
-import httpx
-
-from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats
+from holocron.embedding.base import ModelIdentity, PreprocessPolicy, ProviderStats
 from holocron.embedding.batching import estimate_tokens
-from holocron.embedding.catalog import lookup, parse_model_ref, preprocess_for
-from holocron.embedding.http import (
-    BatchedHttpProvider,
-    CircuitBreaker,
-    HttpClient,
-    ModelChangedError,
-    ModelNotFoundError,
+from holocron.embedding.catalog import lookup, preprocess_for
+from holocron.embedding.http import BatchedHttpProvider, HttpClient, ModelChangedError, ResponseFormatError, json_matrix
+from holocron.httpclient import (
+    HttpOptions,
+    OllamaModelClient,
     ProviderRequestError,
-    ResponseFormatError,
-    RetryPolicy,
-    error_text,
-    json_matrix,
+    positive_int,
+    show_number,
+    split_model_ref,
 )
 from holocron.vectors import Matrix
-
-log = logging.getLogger(__name__)
 
 DEFAULT_OLLAMA_URL = "http://localhost:11434"
 DEFAULT_OLLAMA_MODEL = "nomic-embed-text"
 PROBE_TEXT = "dimension probe"
 
 
-class OllamaProvider(BatchedHttpProvider):
-    """An Ollama model as an :class:`~holocron.embedding.base.EmbeddingProvider`."""
+class OllamaProvider(BatchedHttpProvider, OllamaModelClient):
+    """An Ollama model as an :class:`~holocron.embedding.base.EmbeddingProvider`; ``http`` takes the
+    :class:`~holocron.httpclient.HttpOptions` (``api_key``, ``timeout_s``, ``retry``, ``circuit``, ...)."""
 
     provider_name = "ollama"
+    capability = "embedding"
+    missing_capability = "; its vectors may be poor"
+    pull_hint = " (or set OLLAMA_EMBED_MODEL to a model it has)"
 
     def __init__(
         self,
         model: str = DEFAULT_OLLAMA_MODEL,
         base_url: str = DEFAULT_OLLAMA_URL,
         *,
-        timeout_s: float = 60.0,
-        retry: RetryPolicy | None = None,
-        circuit: CircuitBreaker | None = None,
         truncate: bool = True,
         keep_alive: str | int | None = None,
         options: Mapping[str, Any] | None = None,
@@ -62,12 +54,9 @@ class OllamaProvider(BatchedHttpProvider):
         batch_tokens: int = 16384,
         preprocess: PreprocessPolicy | None = None,
         identity_check_s: float = 60.0,
-        api_key: str | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
+        **http: Unpack[HttpOptions],
     ) -> None:
-        self.model_name, self.model_tag = parse_model_ref(model)
+        self.model_name, self.model_tag = split_model_ref(model)
         self.model_ref = f"{self.model_name}:{self.model_tag}"
         self.truncate = truncate
         self.keep_alive = keep_alive
@@ -76,28 +65,13 @@ class OllamaProvider(BatchedHttpProvider):
         self.batch_tokens = batch_tokens
         self.preprocess = preprocess or preprocess_for(self.model_name)
         self.identity_check_s = identity_check_s
-        self.http = HttpClient(
-            base_url,
-            name="Ollama",
-            timeout_s=timeout_s,
-            retry=retry or RetryPolicy(),
-            circuit=circuit or CircuitBreaker(),
-            describe_error=self._describe_error,
-            headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
-            secrets=(api_key,) if api_key else (),
-            transport=transport,
-            sleep=sleep,
-            rng=rng,
-        )
+        self.http = HttpClient(base_url, name="Ollama", describe_error=self._describe_error, **http)
         self.stats = ProviderStats()
         self.server_version: str | None = None
         self.capabilities: list[str] | None = None
         self._identity: ModelIdentity | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"OllamaProvider({self.model_ref!r}, {self.http.shown_url!r})"
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -110,28 +84,16 @@ class OllamaProvider(BatchedHttpProvider):
 
     def _discover(self) -> ModelIdentity:
         self.server_version = self.version()
-        entry = self.find_model()
-        digest = _digest(entry, self.model_ref)
-        show = self.http.post_json("/api/show", {"model": self.model_ref})
-        info = show.get("model_info") if isinstance(show, dict) else None
-        info = info if isinstance(info, dict) else {}
-        capabilities = show.get("capabilities") if isinstance(show, dict) else None
-        self.capabilities = [str(c) for c in capabilities] if isinstance(capabilities, list) else None
-        if self.capabilities is not None and "embedding" not in self.capabilities:
-            log.warning(
-                "Ollama model %s does not list the 'embedding' capability (%s); its vectors may be poor",
-                self.model_ref,
-                ", ".join(self.capabilities),
-            )
-        architecture = info.get("general.architecture")
+        digest = self._digest(self.find_model())
+        show = self._show()
         known = lookup(self.model_name)
-        dimensions = _int(info.get(f"{architecture}.embedding_length")) if architecture else None
+        dimensions = show_number(show, "embedding_length")
         if dimensions is None:
             dimensions = self._probe_dimensions()
-        max_tokens = _int(info.get(f"{architecture}.context_length")) if architecture else None
+        max_tokens = show_number(show, "context_length")
         if max_tokens is None and known is not None:
             max_tokens = known.max_input_tokens
-        num_ctx = _int(self.options.get("num_ctx"))
+        num_ctx = positive_int(self.options.get("num_ctx"))
         if num_ctx:
             max_tokens = min(max_tokens, num_ctx) if max_tokens else num_ctx
         return ModelIdentity(
@@ -155,23 +117,6 @@ class OllamaProvider(BatchedHttpProvider):
             return None
         return str(data.get("version")) if isinstance(data, dict) and data.get("version") else None
 
-    def list_models(self) -> list[dict[str, Any]]:
-        """The server's ``/api/tags`` entries: what ``ollama list`` shows."""
-        data = self.http.get_json("/api/tags")
-        models = data.get("models") if isinstance(data, dict) else None
-        if not isinstance(models, list):
-            raise ResponseFormatError(f"Ollama at {self.http.shown_url}/api/tags: no 'models' list")
-        return [m for m in models if isinstance(m, dict)]
-
-    def find_model(self) -> dict[str, Any]:
-        """This model's ``/api/tags`` entry, or :class:`ModelNotFoundError` saying how to pull it."""
-        wanted = self.model_ref.lower()
-        for entry in self.list_models():
-            names = {str(entry.get(key, "")).lower() for key in ("name", "model")}
-            if wanted in names or any(_with_tag(name) == wanted for name in names if name):
-                return entry
-        raise ModelNotFoundError(self._not_found_message(), status=404)
-
     def _probe_dimensions(self) -> int:
         vectors = self._request([PROBE_TEXT], count=False)
         if vectors.ndim != 2 or vectors.shape[0] != 1 or vectors.shape[1] < 1:
@@ -184,7 +129,7 @@ class OllamaProvider(BatchedHttpProvider):
         now = time.monotonic()
         if not force and (self.identity_check_s < 0 or now - self._checked_at < self.identity_check_s):
             return
-        current = _digest(self.find_model(), self.model_ref)
+        current = self._digest(self.find_model())
         self._checked_at = now
         if current != identity.model_digest:
             raise ModelChangedError(
@@ -214,46 +159,3 @@ class OllamaProvider(BatchedHttpProvider):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return estimate_tokens(texts)
-
-    def close(self) -> None:
-        self.http.close()
-
-    # -- errors --------------------------------------------------------------------------------
-
-    def _not_found_message(self) -> str:
-        return (
-            f"model {self.model_ref} is not on the Ollama server at {self.http.shown_url}: "
-            f"run `ollama pull {self.model_ref}` there (or set OLLAMA_EMBED_MODEL to a model it has)"
-        )
-
-    def _describe_error(self, response: httpx.Response) -> EmbeddingError:
-        detail = self.http.scrub(error_text(response))
-        status = response.status_code
-        if status == 404 and "not found" in detail.lower():
-            return ModelNotFoundError(f"{self._not_found_message()} ({detail})", status=status)
-        path = response.request.url.path
-        return ProviderRequestError(
-            f"Ollama at {self.http.shown_url} refused {path} ({status}): {detail}", status=status
-        )
-
-
-def _with_tag(name: str) -> str:
-    model, tag = parse_model_ref(name)
-    return f"{model}:{tag}"
-
-
-def _digest(entry: Mapping[str, Any], model_ref: str) -> str:
-    digest = str(entry.get("digest") or "").strip().lower().removeprefix("sha256:")
-    if not digest:
-        raise ResponseFormatError(f"Ollama lists {model_ref} without a digest")
-    return f"sha256:{digest}"
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number > 0 else None

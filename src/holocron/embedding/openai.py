@@ -15,36 +15,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import random
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, Unpack
 
-import httpx
 import numpy as np
-from pydantic import SecretStr
 
-from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats
+from holocron.embedding.base import ModelIdentity, PreprocessPolicy, ProviderStats
 from holocron.embedding.batching import estimate_tokens
 from holocron.embedding.catalog import lookup, preprocess_for
-from holocron.embedding.http import (
-    BatchedHttpProvider,
-    CircuitBreaker,
-    HttpClient,
-    ModelChangedError,
-    ModelNotFoundError,
-    ProviderRequestError,
-    ResponseFormatError,
-    RetryPolicy,
-    error_text,
-    json_matrix,
-)
+from holocron.embedding.http import BatchedHttpProvider, HttpClient, ModelChangedError, ResponseFormatError, json_matrix
+from holocron.httpclient import UNVERSIONED, HttpOptions, OpenAIModelClient, positive_int
 from holocron.vectors import Matrix
 
 DEFAULT_OPENAI_URL = "http://localhost:8000/v1"
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
-UNVERSIONED = "unversioned"
 PROBE_TEXT = "dimension probe"
 # The OpenAI API accepts at most 2048 inputs per request.
 MAX_INPUTS_PER_REQUEST = 2048
@@ -52,30 +38,27 @@ MAX_INPUTS_PER_REQUEST = 2048
 EncodingFormat = Literal["float", "base64"]
 
 
-class OpenAIProvider(BatchedHttpProvider):
-    """A model behind ``/v1/embeddings`` as an :class:`~holocron.embedding.base.EmbeddingProvider`."""
+class OpenAIProvider(BatchedHttpProvider, OpenAIModelClient):
+    """A model behind ``/v1/embeddings`` as an :class:`~holocron.embedding.base.EmbeddingProvider`; ``http`` takes
+    the :class:`~holocron.httpclient.HttpOptions` (``api_key``, ``timeout_s``, ``retry``, ``circuit``, ...)."""
 
     provider_name = "openai"
+    not_found_hint = "; `holocron models` lists what each configured server serves"
+    no_key_hint = "no API key was sent: set the variable named by openai_api_key_env (default OPENAI_API_KEY)"
 
     def __init__(
         self,
         model: str = DEFAULT_OPENAI_MODEL,
         base_url: str = DEFAULT_OPENAI_URL,
         *,
-        api_key: SecretStr | str | None = None,
         dimensions: int | None = None,
         encoding_format: EncodingFormat = "base64",
-        timeout_s: float = 60.0,
-        retry: RetryPolicy | None = None,
-        circuit: CircuitBreaker | None = None,
         batch_size: int = 64,
         batch_tokens: int = 16384,
         max_input_tokens: int | None = None,
         preprocess: PreprocessPolicy | None = None,
         identity_check_s: float = 60.0,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
+        **http: Unpack[HttpOptions],
     ) -> None:
         if encoding_format not in ("float", "base64"):
             raise ValueError("encoding_format is 'float' or 'base64'")
@@ -89,29 +72,11 @@ class OpenAIProvider(BatchedHttpProvider):
         self.configured_max_tokens = max_input_tokens
         self.preprocess = preprocess or preprocess_for(self.model_id)
         self.identity_check_s = identity_check_s
-        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-        self.has_api_key = bool(key)
-        self.http = HttpClient(
-            base_url,
-            name="OpenAI-compatible server",
-            timeout_s=timeout_s,
-            retry=retry or RetryPolicy(),
-            circuit=circuit or CircuitBreaker(),
-            describe_error=self._describe_error,
-            headers={"Authorization": f"Bearer {key}"} if key else None,
-            secrets=(key,) if key else (),
-            transport=transport,
-            sleep=sleep,
-            rng=rng,
-        )
+        self.http = HttpClient(base_url, name="OpenAI-compatible server", describe_error=self._describe_error, **http)
         self.stats = ProviderStats()
         self._identity: ModelIdentity | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        key = "set" if self.has_api_key else "none"
-        return f"OpenAIProvider({self.model_id!r}, {self.http.shown_url!r}, api_key={key})"
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -135,7 +100,7 @@ class OpenAIProvider(BatchedHttpProvider):
         known = lookup(self.model_id)
         max_tokens = (
             self.configured_max_tokens
-            or _positive_int((entry or {}).get("max_model_len"))
+            or positive_int((entry or {}).get("max_model_len"))
             or (known.max_input_tokens if known else None)
         )
         norm = float(np.linalg.norm(probe[0].astype(np.float64)))
@@ -143,37 +108,13 @@ class OpenAIProvider(BatchedHttpProvider):
             provider=self.provider_name,
             model_name=self.model_name,
             model_tag=self.model_tag,
-            model_digest=_digest(entry),
+            model_digest=self._digest(entry),
             dimensions=dimensions,
             max_input_tokens=max_tokens,
             normalized=abs(norm - 1.0) < 1e-3,
             distance_metric="cosine",
             endpoint_url=self.http.shown_url,
             preprocess=self.preprocess,
-        )
-
-    def list_models(self) -> list[dict[str, Any]] | None:
-        """The server's ``/models`` entries, or None for a server that does not list them."""
-        try:
-            data = self.http.get_json("/models")
-        except ProviderRequestError as exc:
-            if exc.status in (404, 405, 501):
-                return None
-            raise
-        models = data.get("data") if isinstance(data, dict) else None
-        return [m for m in models if isinstance(m, dict)] if isinstance(models, list) else None
-
-    def find_model(self) -> dict[str, Any] | None:
-        """This model's ``/models`` entry; None when the server lists nothing; an error when it lists others."""
-        models = self.list_models()
-        if models is None:
-            return None
-        for entry in models:
-            if str(entry.get("id", "")) == self.model_id:
-                return entry
-        served = ", ".join(str(m.get("id")) for m in models[:10]) or "nothing"
-        raise ModelNotFoundError(
-            f"model {self.model_id!r} is not served at {self.http.shown_url} (it serves: {served})", status=404
         )
 
     def check_unchanged(self, *, force: bool = False) -> None:
@@ -184,7 +125,7 @@ class OpenAIProvider(BatchedHttpProvider):
         now = time.monotonic()
         if not force and (self.identity_check_s < 0 or now - self._checked_at < self.identity_check_s):
             return
-        current = _digest(self.find_model())
+        current = self._digest(self.find_model())
         self._checked_at = now
         if current != identity.model_digest:
             raise ModelChangedError(
@@ -217,31 +158,6 @@ class OpenAIProvider(BatchedHttpProvider):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return estimate_tokens(texts)
 
-    def close(self) -> None:
-        self.http.close()
-
-    # -- errors --------------------------------------------------------------------------------
-
-    def _describe_error(self, response: httpx.Response) -> EmbeddingError:
-        status = response.status_code
-        detail = self.http.scrub(error_text(response))
-        code = _error_code(response)
-        where = f"{self.http.name} at {self.http.shown_url}"
-        if status == 404 or code == "model_not_found":
-            return ModelNotFoundError(
-                f"model {self.model_id!r} is not served at {self.http.shown_url} ({status}: {detail}); "
-                "`holocron models` lists what each configured server serves",
-                status=status,
-            )
-        if status in (401, 403):
-            how = (
-                "check the API key"
-                if self.has_api_key
-                else "no API key was sent: set the variable named by openai_api_key_env (default OPENAI_API_KEY)"
-            )
-            return ProviderRequestError(f"{where} refused the request ({status}: {detail}); {how}", status=status)
-        return ProviderRequestError(f"{where} refused {response.request.url.path} ({status}): {detail}", status=status)
-
 
 def _base64_matrix(encoded: list[str], what: str) -> Matrix:
     try:
@@ -252,30 +168,3 @@ def _base64_matrix(encoded: list[str], what: str) -> Matrix:
     if len(widths) != 1:
         raise ResponseFormatError(f"{what}: vectors of different lengths {sorted(widths)}")
     return np.stack(rows).astype(np.float32, copy=False)
-
-
-def _digest(entry: dict[str, Any] | None) -> str:
-    digest = str((entry or {}).get("digest") or "").strip().lower()
-    if not digest:
-        return UNVERSIONED
-    return digest if digest.startswith("sha256:") else f"sha256:{digest}"
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return str(code) if code else None
-
-
-def _positive_int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        return None
-    return number if number > 0 else None

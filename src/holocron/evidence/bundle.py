@@ -8,8 +8,8 @@ character offsets of exactly the text included, so a citation can be checked aga
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from holocron.evidence.policy import MIN_ITEM_BYTES, BoundingPolicy, cut_utf8, utf8_len
@@ -121,6 +121,7 @@ class EvidenceBundle:
                 "evidence_id": item.evidence_id,
                 "content_type": "text/plain",
                 "content_text": item.text,
+                "chunk_id": item.chunk_id,
                 "content_ref_json": {
                     "chunk_id": item.chunk_id,
                     "source_id": item.source_id,
@@ -214,6 +215,66 @@ def build_bundle(
         items=items,
         cut=cut,
     )
+
+
+def chunk_hits(rows: Sequence[Mapping[str, Any]]) -> list[Hit]:
+    """A source's own chunks (rows of ``vector.chunk`` with the source's title and system) as hits in
+    reading order: the evidence of a question about one page, bounded like any other."""
+    return [
+        Hit(
+            rank=position,
+            score=0.0,
+            chunk_id=row["chunk_id"],
+            source_id=row["source_id"],
+            source_type=row["source_type"],
+            source_system=row["source_system"],
+            title=row["title"],
+            text=row["content"],
+            start_offset=int(row["start_offset"]),
+            end_offset=int(row["end_offset"]),
+            content_sha256=row["content_sha256"],
+            source_ref=dict(row["source_ref_json"] or {}),
+        )
+        for position, row in enumerate(rows, start=1)
+    ]
+
+
+def rebound(bundle: EvidenceBundle, policy: BoundingPolicy, *, reason: str) -> EvidenceBundle:
+    """The bundle bounded again by a tighter policy (a prompt over the model's context window): the same
+    items in the same order, cut further; every new cut is recorded with ``reason``."""
+    hits = [
+        Hit(
+            rank=item.rank,
+            score=item.score,
+            chunk_id=item.chunk_id,
+            source_id=item.source_id,
+            source_type=item.source_type,
+            source_system=item.source_system,
+            title=item.title,
+            text=item.text,
+            start_offset=item.start_offset,
+            end_offset=item.end_offset,
+            content_sha256="",
+            source_ref=item.source_ref,
+        )
+        for item in bundle.items
+    ]
+    tighter = build_bundle(
+        hits, policy, query=bundle.query, retrieval_id=bundle.retrieval_id, bundle_id=bundle.bundle_id
+    )
+    # The hits above carry no text hash: map their ids back to the items' own (stable) evidence ids.
+    original = {evidence_id_for(item.chunk_id, ""): item for item in bundle.items}
+    items = [
+        replace(
+            item,
+            evidence_id=original[item.evidence_id].evidence_id,
+            original_bytes=original[item.evidence_id].original_bytes,
+            truncated=item.truncated or original[item.evidence_id].truncated,
+        )
+        for item in tighter.items
+    ]
+    cuts = [replace(cut, evidence_id=original[cut.evidence_id].evidence_id, reason=reason) for cut in tighter.cut]
+    return replace(tighter, items=items, cut=[*bundle.cut, *cuts], bundle_type=bundle.bundle_type)
 
 
 def render_text(bundle: EvidenceBundle) -> str:

@@ -27,6 +27,7 @@ from holocron.jobs.models import (
     ChunkSourcePayload,
     DriftTestPayload,
     EmbedChunksPayload,
+    Job,
     JobError,
     JobType,
     PermanentJobError,
@@ -73,7 +74,7 @@ def enqueue_indexing(
     policy_version: str | None = None,
     policy: ChunkPolicy | None = None,
     batch_sources: int = CHUNK_JOB_SOURCES,
-) -> list[Enqueued]:
+) -> list[Enqueued[Job]]:
     """Queue CHUNK_SOURCE jobs for ``source_ids``, or, with None, for every source not chunked at
     ``policy_version`` (the sweep that also recovers sources registered by a process that died before it
     could enqueue them). Dedupe keys carry each source's content hash, so repeating this is harmless.
@@ -124,7 +125,9 @@ def _needs_chunking(tx: Tx, policy_version: str | None) -> Any:
     return or_(*conditions)
 
 
-def enqueue_embedding(queue: JobQueue, space_id: int, chunk_ids: Sequence[str], *, batch_size: int) -> list[Enqueued]:
+def enqueue_embedding(
+    queue: JobQueue, space_id: int, chunk_ids: Sequence[str], *, batch_size: int
+) -> list[Enqueued[Job]]:
     ids = sorted(chunk_ids)
     jobs = []
     for start in range(0, len(ids), batch_size):
@@ -159,7 +162,7 @@ def chunk_source(ctx: JobContext, payload: ChunkSourcePayload) -> dict[str, Any]
     ctx.checkpoint()
     with holo.db.read() as tx:
         missing = _chunks_missing_for_sources(tx, space.embedding_space_id, requested)
-    embed_jobs: list[Enqueued] = []
+    embed_jobs: list[Enqueued[Job]] = []
     if payload.embed and missing:
         batch = payload.embed_batch_size or holo.settings.embed_batch_size
         embed_jobs = enqueue_embedding(ctx.queue, space.embedding_space_id, missing, batch_size=batch)

@@ -42,16 +42,14 @@ READY_STATUSES = (JobStatus.NEW, JobStatus.FAILED)
 TERMINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.DEADLETTER, JobStatus.CANCELLED)
 
 
-@dataclass(frozen=True)
-class Job:
-    """One ``vector.job`` row."""
+@dataclass(frozen=True, kw_only=True)
+class QueuedJob:
+    """The columns every queue table has (``vector.job``, ``llm.job``): what the queue itself reads and writes."""
 
     job_id: int
-    job_type: JobType
     status: JobStatus
     priority: int
     input: dict[str, Any]
-    embedding_space_id: int | None
     dedupe_key: str | None
     max_attempts: int
     attempt_count: int
@@ -68,31 +66,29 @@ class Job:
     """The fencing token of the claim that returned this job (the owner's writes match on it); None for a job
     read any other way. Never shown: whoever holds it can act as the job's owner."""
 
-    @classmethod
-    def from_row(cls, row: Any, *, with_claim_token: bool = False) -> Job:
-        """The job of a row; only a claim passes ``with_claim_token`` (it hands the token to the claimer)."""
+    @staticmethod
+    def queue_fields(row: Any, with_claim_token: bool) -> dict[str, Any]:
+        """The common columns of a queue row; only a claim passes ``with_claim_token``."""
         m = row._mapping
-        return cls(
-            job_id=int(m["job_id"]),
-            job_type=JobType(m["job_type"]),
-            status=JobStatus(m["status"]),
-            priority=int(m["priority"]),
-            input=dict(m["input_json"] or {}),
-            embedding_space_id=m["embedding_space_id"],
-            dedupe_key=m["dedupe_key"],
-            max_attempts=int(m["max_attempts"]),
-            attempt_count=int(m["attempt_count"]),
-            locked_by=m["locked_by"],
-            locked_utc=m["locked_utc"],
-            lease_expires_utc=m["lease_expires_utc"],
-            available_utc=m["available_utc"],
-            last_error=m["last_error"],
-            result=dict(m["result_json"]) if m["result_json"] is not None else None,
-            created_utc=m["created_utc"],
-            updated_utc=m["updated_utc"],
-            completed_utc=m["completed_utc"],
-            claim_token=m.get("claim_token") if with_claim_token else None,
-        )
+        return {
+            "job_id": int(m["job_id"]),
+            "status": JobStatus(m["status"]),
+            "priority": int(m["priority"]),
+            "input": dict(m["input_json"] or {}),
+            "dedupe_key": m["dedupe_key"],
+            "max_attempts": int(m["max_attempts"]),
+            "attempt_count": int(m["attempt_count"]),
+            "locked_by": m["locked_by"],
+            "locked_utc": m["locked_utc"],
+            "lease_expires_utc": m["lease_expires_utc"],
+            "available_utc": m["available_utc"],
+            "last_error": m["last_error"],
+            "result": dict(m["result_json"]) if m["result_json"] is not None else None,
+            "created_utc": m["created_utc"],
+            "updated_utc": m["updated_utc"],
+            "completed_utc": m["completed_utc"],
+            "claim_token": m.get("claim_token") if with_claim_token else None,
+        }
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -100,9 +96,27 @@ class Job:
         for key, value in data.items():
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
-        data["job_type"] = str(self.job_type)
-        data["status"] = str(self.status)
+            elif isinstance(value, StrEnum):
+                data[key] = str(value)
         return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job(QueuedJob):
+    """One ``vector.job`` row."""
+
+    job_type: JobType
+    embedding_space_id: int | None
+
+    @classmethod
+    def from_row(cls, row: Any, *, with_claim_token: bool = False) -> Job:
+        """The job of a row; only a claim passes ``with_claim_token`` (it hands the token to the claimer)."""
+        m = row._mapping
+        return cls(
+            job_type=JobType(m["job_type"]),
+            embedding_space_id=m["embedding_space_id"],
+            **cls.queue_fields(row, with_claim_token),
+        )
 
 
 # --- payloads --------------------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The job queue over ``vector.job``: the whole contract in one module, the same SQL on SQLite and PostgreSQL.
+"""The job queue: the whole contract in one module, the same SQL on SQLite and PostgreSQL, for every queue.
+
+One implementation serves each queue table (``vector.job``, ``llm.job``): a :class:`QueueKind` names the
+table, its run table, the column holding the job's type and the one routing it to workers, and how a
+payload is validated. Claim, lease, fencing, heartbeat, backoff, dead-letter and dedupe are the code below,
+whatever the kind. :class:`JobQueue` is the queue of ``vector.job``.
 
 Life of a job::
 
@@ -38,13 +43,27 @@ import functools
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypedDict, TypeVar, Unpack
 
-from pydantic import ValidationError
-from sqlalchemy import Float, Select, Update, and_, bindparam, case, func, literal, or_, select, tuple_, update
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import (
+    Float,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from holocron.backoff import backoff_delay
 from holocron.jobs.models import (
@@ -59,7 +78,7 @@ from holocron.jobs.models import (
 )
 from holocron.jobs.notify import notify_job_available
 from holocron.store.database import Database, Tx, insert_ignoring_conflicts
-from holocron.store.schema import tables_for
+from holocron.store.schema import Tables, tables_for
 from holocron.store.types import db_now
 
 RETRY_BASE_S = 5.0
@@ -71,12 +90,25 @@ RECLAIM_EVERY_S = 1.0
 plus up to this long."""
 
 
+class ClaimedJob(Protocol):
+    """What the queue needs of a job row it handed out: its id, attempts and the fencing token of its claim."""
+
+    @property
+    def job_id(self) -> int: ...
+
+    @property
+    def claim_token(self) -> str | None: ...
+
+
+J = TypeVar("J", bound=ClaimedJob)
+
+
 @dataclass(frozen=True)
 class NewJob:
     """A job to enqueue: its type and payload, and how it is queued (defaults come from the payload type)."""
 
     job_type: JobType | str
-    payload: Mapping[str, Any] | JobPayload
+    payload: Mapping[str, Any] | BaseModel
     priority: int | None = None
     dedupe_key: str | None = None
     max_attempts: int | None = None
@@ -84,8 +116,48 @@ class NewJob:
 
 
 @dataclass(frozen=True)
-class Enqueued:
-    job: Job
+class PreparedJob:
+    """A validated job, as its queue kind stores it."""
+
+    job_type: str
+    input_json: dict[str, Any]
+    route: int | None
+    """The value of the kind's routing column (``vector.job.embedding_space_id``); None: any worker."""
+    default_priority: int
+    default_max_attempts: int
+    extra: dict[str, Any] = field(default_factory=dict)
+    """More columns of the kind's table (``llm.job.evidence_ref_json``)."""
+    dedupe_key: str | None = None
+    """The dedupe key when the caller gives none (an LLM job's subject: asking twice queues once)."""
+
+
+@dataclass(frozen=True, eq=False)
+class QueueKind(Generic[J]):
+    """One queue table and what differs between queues; every statement below is built from it."""
+
+    name: str
+    job_table: Callable[[Tables], Table]
+    run_table: Callable[[Tables], Table]
+    """Its runs (``job_id``, ``status``, ``error``, ``completed_utc``): a reclaimed job's open run is closed."""
+    type_column: str
+    route_column: str | None
+    prepare: Callable[[NewJob], PreparedJob]
+    """Validate one job (raise :class:`InvalidPayloadError`): nothing is stored unless every job passes."""
+    from_row: Callable[[Any, bool], J]
+    """The job of a row; the flag is True only for a claim (the row's token goes to the claimer)."""
+    check: Callable[[Tx, Sequence[PreparedJob]], None] | None = None
+    """Checks against the store inside the enqueue's transaction (the spaces named exist)."""
+
+    def tables(self, tx: Tx) -> tuple[Table, Table]:
+        return self.job_table(tx.t), self.run_table(tx.t)
+
+    def type_of(self, j: Table) -> Any:
+        return j.c[self.type_column]
+
+
+@dataclass(frozen=True)
+class Enqueued(Generic[J]):
+    job: J
     created: bool
     """False when the dedupe key was already held and ``job`` is the existing job."""
 
@@ -104,7 +176,7 @@ class FailOutcome:
 class Beat:
     """One lease to renew: the claimed job, and progress to publish in its ``result_json`` (None: unchanged)."""
 
-    job: Job
+    job: ClaimedJob
     progress: Mapping[str, Any] | None = None
 
 
@@ -157,18 +229,22 @@ def _lease_expires() -> Any:
     return db_now(bindparam("p_lease", type_=Float()))
 
 
+def _tables(kind: QueueKind[Any], dialect: str) -> tuple[Table, Table]:
+    t = tables_for(dialect)
+    return kind.job_table(t), kind.run_table(t)
+
+
 @functools.cache
-def _claim_sql(dialect: str, by_type: bool, by_space: bool) -> Update:
+def _claim_sql(kind: QueueKind[Any], dialect: str, by_type: bool, by_route: bool) -> Update:
     """Take the best ready job in one statement; on PostgreSQL concurrent claimers skip each other's rows."""
-    j = tables_for(dialect).job
+    j, _ = _tables(kind, dialect)
     now = db_now()
     candidate = select(j.c.job_id).where(j.c.status.in_(READY_STATUSES), j.c.available_utc <= now)
     if by_type:
-        candidate = candidate.where(j.c.job_type.in_(bindparam("p_types", expanding=True)))
-    if by_space:
-        candidate = candidate.where(
-            or_(j.c.embedding_space_id.is_(None), j.c.embedding_space_id.in_(bindparam("p_spaces", expanding=True)))
-        )
+        candidate = candidate.where(kind.type_of(j).in_(bindparam("p_types", expanding=True)))
+    if by_route and kind.route_column is not None:
+        route = j.c[kind.route_column]
+        candidate = candidate.where(or_(route.is_(None), route.in_(bindparam("p_spaces", expanding=True))))
     candidate = candidate.order_by(j.c.priority.desc(), j.c.available_utc, j.c.job_id).limit(1)
     if dialect == "postgresql":
         candidate = candidate.with_for_update(skip_locked=True)
@@ -189,10 +265,9 @@ def _claim_sql(dialect: str, by_type: bool, by_space: bool) -> Update:
 
 
 @functools.cache
-def _reclaim_sql(dialect: str) -> tuple[Update, Update, Update]:
+def _reclaim_sql(kind: QueueKind[Any], dialect: str) -> tuple[Update, Update, Update]:
     """Expired leases: out of attempts -> DEADLETTER, otherwise FAILED and ready now; close their open runs."""
-    t = tables_for(dialect)
-    j, r = t.job, t.run
+    j, r = _tables(kind, dialect)
     now = db_now()
     expired = and_(j.c.status == JobStatus.RUNNING.value, j.c.lease_expires_utc < now)
     reason = literal("lease expired: worker ") + func.coalesce(j.c.locked_by, "?") + " stopped heartbeating"
@@ -227,9 +302,9 @@ def _owned(j: Any) -> Any:
 
 
 @functools.cache
-def _renew_sql(dialect: str) -> Update:
+def _renew_sql(kind: QueueKind[Any], dialect: str) -> Update:
     """Every lease of one heartbeat in one statement: a slow renewal cannot starve the others."""
-    j = tables_for(dialect).job
+    j, _ = _tables(kind, dialect)
     return (
         update(j)
         .where(
@@ -242,14 +317,14 @@ def _renew_sql(dialect: str) -> Update:
 
 
 @functools.cache
-def _progress_sql(dialect: str) -> Update:
-    j = tables_for(dialect).job
+def _progress_sql(kind: QueueKind[Any], dialect: str) -> Update:
+    j, _ = _tables(kind, dialect)
     return update(j).where(_owned(j)).values(result_json=bindparam("p_result", type_=j.c.result_json.type))
 
 
 @functools.cache
-def _succeed_sql(dialect: str) -> Update:
-    j = tables_for(dialect).job
+def _succeed_sql(kind: QueueKind[Any], dialect: str) -> Update:
+    j, _ = _tables(kind, dialect)
     now = db_now()
     return (
         update(j)
@@ -266,18 +341,18 @@ def _succeed_sql(dialect: str) -> Update:
     )
 
 
-def _claim_token(job: Job) -> str:
+def _claim_token(job: ClaimedJob) -> str:
     """The fencing token of a claimed job; a job read any other way has none and owns nothing."""
     if not job.claim_token:
         raise ValueError(f"job {job.job_id} carries no claim token: pass the job that claim() returned")
     return job.claim_token
 
 
-def validate_payload(job_type: JobType | str, payload: Mapping[str, Any] | JobPayload) -> JobPayload:
+def validate_payload(job_type: JobType | str, payload: Mapping[str, Any] | BaseModel) -> JobPayload:
     """The payload as its type's model, or :class:`InvalidPayloadError` naming every bad field."""
     kind = parse_job_type(job_type)
     model = PAYLOADS[kind]
-    if isinstance(payload, JobPayload):
+    if isinstance(payload, BaseModel):
         if not isinstance(payload, model):
             raise InvalidPayloadError(f"{kind} takes a {model.__name__}, not a {type(payload).__name__}")
         return payload
@@ -292,8 +367,18 @@ def validate_payload(job_type: JobType | str, payload: Mapping[str, Any] | JobPa
         raise InvalidPayloadError(f"{kind} payload rejected: {exc}") from None
 
 
-class JobQueue:
-    """Every operation on the queue. Cheap to build; one per process (or per test) is the usual use.
+class QueueTuning(TypedDict, total=False):
+    """How a queue client retries and sweeps (tests make time pass faster with these)."""
+
+    retry_base_s: float
+    retry_cap_s: float
+    retry_jitter: float
+    rng: random.Random | None
+    reclaim_every_s: float
+
+
+class Queue(Generic[J]):
+    """Every operation on one queue table. Cheap to build; one per process (or per test) is the usual use.
 
     Time is the database's (see the module's notes): there is no clock to inject. Tests that need time to pass
     move the stored timestamps back instead.
@@ -302,6 +387,7 @@ class JobQueue:
     def __init__(
         self,
         db: Database,
+        kind: QueueKind[J],
         *,
         retry_base_s: float = RETRY_BASE_S,
         retry_cap_s: float = RETRY_CAP_S,
@@ -310,6 +396,7 @@ class JobQueue:
         reclaim_every_s: float = RECLAIM_EVERY_S,
     ) -> None:
         self.db = db
+        self.kind = kind
         self.reclaim_every_s = reclaim_every_s
         self._next_reclaim: float | None = None  # time.monotonic(): only paces this client's sweeps
         self.retry_base_s = retry_base_s
@@ -317,69 +404,72 @@ class JobQueue:
         self.retry_jitter = retry_jitter
         self.rng = rng
 
+    @property
+    def name(self) -> str:
+        return self.kind.name
+
+    def _row(self, row: Any, with_claim_token: bool = False) -> J:
+        return self.kind.from_row(row, with_claim_token)
+
     # -- enqueue ----------------------------------------------------------------------------------------------
 
     def enqueue(
         self,
         job_type: JobType | str,
-        payload: Mapping[str, Any] | JobPayload,
+        payload: Mapping[str, Any] | BaseModel,
         *,
         priority: int | None = None,
         dedupe_key: str | None = None,
         max_attempts: int | None = None,
         available_utc: datetime | None = None,
-    ) -> Enqueued:
+    ) -> Enqueued[J]:
         """Validate and store one job; with a held ``dedupe_key``, return the job holding it instead."""
         return self.enqueue_many([NewJob(job_type, payload, priority, dedupe_key, max_attempts, available_utc)])[0]
 
-    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Enqueued[J]]:
         """Validate every payload first (all or nothing), then store them in one transaction."""
-        validated = [(item, validate_payload(item.job_type, item.payload)) for item in jobs]
-        for item, _ in validated:
+        prepared = [(item, self.kind.prepare(item)) for item in jobs]
+        for item, _ in prepared:
             if item.max_attempts is not None and item.max_attempts < 1:
                 raise InvalidPayloadError("max_attempts must be at least 1")
-        if not validated:
+        if not prepared:
             return []
-        out: list[Enqueued] = []
+        out: list[Enqueued[J]] = []
         with self.db.write() as tx:
-            self._check_spaces(tx, {payload.routing_space_id() for _, payload in validated})
+            if self.kind.check is not None:
+                self.kind.check(tx, [job for _, job in prepared])
             notify_job_available(tx)  # delivered at commit: idle workers wake (PostgreSQL LISTEN/NOTIFY)
-            j = tx.t.job
-            for item, payload in validated:
-                values = {
-                    "job_type": payload.job_type.value,
+            j, _ = self.kind.tables(tx)
+            for item, job in prepared:
+                dedupe_key = item.dedupe_key if item.dedupe_key is not None else job.dedupe_key
+                values: dict[str, Any] = {
+                    self.kind.type_column: job.job_type,
                     "status": JobStatus.NEW.value,
-                    "priority": payload.default_priority if item.priority is None else item.priority,
-                    "input_json": payload.model_dump(mode="json"),
-                    "embedding_space_id": payload.routing_space_id(),
-                    "dedupe_key": item.dedupe_key,
-                    "max_attempts": item.max_attempts or payload.default_max_attempts,
+                    "priority": job.default_priority if item.priority is None else item.priority,
+                    "input_json": job.input_json,
+                    "dedupe_key": dedupe_key,
+                    "max_attempts": item.max_attempts or job.default_max_attempts,
                     "attempt_count": 0,
                     "available_utc": item.available_utc or db_now(),
                     "created_utc": db_now(),
                     "updated_utc": db_now(),
+                    **job.extra,
                 }
-                if item.dedupe_key is None:
+                if self.kind.route_column is not None:
+                    values[self.kind.route_column] = job.route
+                if dedupe_key is None:
                     row = tx.execute(j.insert().values(**values).returning(*j.c)).one()
-                    out.append(Enqueued(Job.from_row(row), True))
+                    out.append(Enqueued(self._row(row), True))
                     continue
                 inserted = tx.execute(
                     insert_ignoring_conflicts(tx, j, ["dedupe_key"]).values(**values).returning(*j.c)
                 ).first()
                 if inserted is not None:
-                    out.append(Enqueued(Job.from_row(inserted), True))
+                    out.append(Enqueued(self._row(inserted), True))
                     continue
-                existing = tx.execute(select(j).where(j.c.dedupe_key == item.dedupe_key)).one()
-                out.append(Enqueued(Job.from_row(existing), False))
+                existing = tx.execute(select(j).where(j.c.dedupe_key == dedupe_key)).one()
+                out.append(Enqueued(self._row(existing), False))
         return out
-
-    @staticmethod
-    def _check_spaces(tx: Tx, space_ids: set[int]) -> None:
-        s = tx.t.embedding_space
-        found = set(tx.execute(select(s.c.embedding_space_id).where(s.c.embedding_space_id.in_(space_ids))).scalars())
-        missing = sorted(space_ids - found)
-        if missing:
-            raise InvalidPayloadError(f"no embedding space with id {', '.join(map(str, missing))}")
 
     # -- claim ------------------------------------------------------------------------------------------------
 
@@ -388,15 +478,16 @@ class JobQueue:
         worker_id: str,
         *,
         lease_seconds: float,
-        types: Sequence[JobType] | None = None,
+        types: Sequence[str] | None = None,
         spaces: Sequence[int] | None = None,
-    ) -> Job | None:
+    ) -> J | None:
         """Take the next ready job for this worker, or None. Reclaims expired leases first (at most every
         ``reclaim_every_s``).
 
         The returned job carries the claim's fencing token (``claim_token``): pass it to the owner's
         operations. ``types`` limits the job types; ``spaces`` the embedding spaces whose model this worker
-        serves (jobs for other spaces are left to other workers). None means no limit.
+        serves (jobs for other spaces are left to other workers; only for a kind with a routing column).
+        None means no limit.
         """
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
@@ -405,16 +496,17 @@ class JobQueue:
             "p_token": str(uuid.uuid4()),
             "p_lease": float(lease_seconds),
         }
+        by_route = spaces is not None and self.kind.route_column is not None
         if types is not None:
-            params["p_types"] = [t.value for t in types]
-        if spaces is not None:
+            params["p_types"] = [str(t) for t in types]
+        if by_route and spaces is not None:
             params["p_spaces"] = list(spaces)
         with self.db.write() as tx:
             if self._reclaim_due():
                 self.reclaim_in(tx)
-            statement = _claim_sql(tx.dialect, types is not None, spaces is not None)
+            statement = _claim_sql(self.kind, tx.dialect, types is not None, by_route)
             row = tx.execute(statement, params).first()
-        return Job.from_row(row, with_claim_token=True) if row is not None else None
+        return self._row(row, True) if row is not None else None
 
     def _reclaim_due(self) -> bool:
         now = time.monotonic()
@@ -426,23 +518,23 @@ class JobQueue:
     def peek(
         self,
         *,
-        types: Sequence[JobType] | None = None,
+        types: Sequence[str] | None = None,
         spaces: Sequence[int] | None = None,
         limit: int = 10,
-    ) -> list[Job]:
+    ) -> list[J]:
         """The jobs a claim would take next, in claim order, without taking them (``worker --dry-run``)."""
         with self.db.read() as tx:
             rows = tx.execute(self._ready(tx, types, spaces).limit(limit)).all()
-        return [Job.from_row(row) for row in rows]
+        return [self._row(row) for row in rows]
 
-    @staticmethod
-    def _ready(tx: Tx, types: Sequence[JobType] | None, spaces: Sequence[int] | None) -> Select[Any]:
-        j = tx.t.job
+    def _ready(self, tx: Tx, types: Sequence[str] | None, spaces: Sequence[int] | None) -> Select[Any]:
+        j, _ = self.kind.tables(tx)
         query = select(j).where(j.c.status.in_(READY_STATUSES), j.c.available_utc <= db_now())
         if types is not None:
-            query = query.where(j.c.job_type.in_([t.value for t in types]))
-        if spaces is not None:
-            query = query.where(or_(j.c.embedding_space_id.is_(None), j.c.embedding_space_id.in_(list(spaces))))
+            query = query.where(self.kind.type_of(j).in_([str(t) for t in types]))
+        if spaces is not None and self.kind.route_column is not None:
+            route = j.c[self.kind.route_column]
+            query = query.where(or_(route.is_(None), route.in_(list(spaces))))
         return query.order_by(j.c.priority.desc(), j.c.available_utc, j.c.job_id)
 
     # -- reclaim ----------------------------------------------------------------------------------------------
@@ -453,10 +545,9 @@ class JobQueue:
         with self.db.write(timeout_s=timeout_s) as tx:
             return self.reclaim_in(tx)
 
-    @staticmethod
-    def reclaim_in(tx: Tx) -> Reclaimed:
+    def reclaim_in(self, tx: Tx) -> Reclaimed:
         """:meth:`reclaim_expired` inside the caller's write transaction (a sweep that does more in it)."""
-        dead_sql, retried_sql, runs_sql = _reclaim_sql(tx.dialect)
+        dead_sql, retried_sql, runs_sql = _reclaim_sql(self.kind, tx.dialect)
         dead = list(tx.execute(dead_sql).scalars())
         retried = list(tx.execute(retried_sql).scalars())
         if dead or retried:
@@ -468,7 +559,7 @@ class JobQueue:
 
     def heartbeat(
         self,
-        job: Job,
+        job: ClaimedJob,
         *,
         lease_seconds: float,
         progress: Mapping[str, Any] | None = None,
@@ -495,7 +586,9 @@ class JobQueue:
         claims = [(beat.job.job_id, _claim_token(beat.job)) for beat in beats]
         with self.db.write(timeout_s=timeout_s) as tx:
             alive = set(
-                tx.execute(_renew_sql(tx.dialect), {"p_claims": claims, "p_lease": float(lease_seconds)}).scalars()
+                tx.execute(
+                    _renew_sql(self.kind, tx.dialect), {"p_claims": claims, "p_lease": float(lease_seconds)}
+                ).scalars()
             )
             progress = [
                 {"p_job": job_id, "p_token": token, "p_result": {"progress": dict(beat.progress)}}
@@ -503,69 +596,77 @@ class JobQueue:
                 if beat.progress is not None and job_id in alive
             ]
             if progress:
-                tx.execute(_progress_sql(tx.dialect), progress)
+                tx.execute(_progress_sql(self.kind, tx.dialect), progress)
         return alive
 
-    def succeed(self, job: Job, result: Mapping[str, Any] | None = None) -> bool:
+    def succeed(self, job: ClaimedJob, result: Mapping[str, Any] | None = None) -> bool:
         """Record success if this claim still owns the job; False means another owner (or a cancel) won."""
-        params = {"p_job": job.job_id, "p_token": _claim_token(job), "p_result": dict(result or {})}
         with self.db.write() as tx:
-            return bool(tx.execute(_succeed_sql(tx.dialect), params).rowcount)
+            return self.succeed_in(tx, job, result)
 
-    @staticmethod
-    def _owner(tx: Tx, job: Job) -> Any:
+    def succeed_in(self, tx: Tx, job: ClaimedJob, result: Mapping[str, Any] | None = None) -> bool:
+        """:meth:`succeed` inside the caller's write transaction: the job's outcome commits with what the job
+        wrote, or neither does. The caller rolls back when this returns False (the claim no longer owns it)."""
+        params = {"p_job": job.job_id, "p_token": _claim_token(job), "p_result": dict(result or {})}
+        return bool(tx.execute(_succeed_sql(self.kind, tx.dialect), params).rowcount)
+
+    def _owner(self, tx: Tx, job: ClaimedJob) -> Any:
         """The same guard with literal values, for the colder operations."""
-        j = tx.t.job
+        j, _ = self.kind.tables(tx)
         return and_(
             j.c.job_id == job.job_id, j.c.claim_token == _claim_token(job), j.c.status == JobStatus.RUNNING.value
         )
 
-    def fail(self, job: Job, error: str, *, permanent: bool = False) -> FailOutcome | None:
+    def fail(self, job: ClaimedJob, error: str, *, permanent: bool = False) -> FailOutcome | None:
         """Record a failed attempt: retry later with backoff, or DEADLETTER when out of attempts.
 
         Returns None when this claim no longer owns the job (nothing is written).
         """
         with self.db.write() as tx:
-            j = tx.t.job
-            owned = self._owner(tx, job)
-            query = select(j.c.attempt_count, j.c.max_attempts).where(owned)
-            if tx.dialect == "postgresql":
-                query = query.with_for_update()
-            row = tx.execute(query).first()
-            if row is None:
-                return None
-            attempts = int(row.attempt_count)
-            now = db_now()
-            values: dict[str, Any] = {
-                "last_error": error[:ERROR_MAX_CHARS],
-                "lease_expires_utc": None,
-                "claim_token": None,
-                "updated_utc": now,
-            }
-            delay: float | None = None
-            if permanent or attempts >= int(row.max_attempts):
-                status = JobStatus.DEADLETTER
-                values["completed_utc"] = now
-            else:
-                status = JobStatus.FAILED
-                delay = backoff_delay(
-                    attempts,
-                    base=self.retry_base_s,
-                    cap=self.retry_cap_s,
-                    jitter=self.retry_jitter,
-                    rng=self.rng,
-                )
-                values["available_utc"] = db_now(delay)
-            available = tx.execute(
-                update(j).where(owned).values(status=status.value, **values).returning(j.c.available_utc)
-            ).scalar_one()
+            return self.fail_in(tx, job, error, permanent=permanent)
+
+    def fail_in(self, tx: Tx, job: ClaimedJob, error: str, *, permanent: bool = False) -> FailOutcome | None:
+        """:meth:`fail` inside the caller's write transaction (with the failed attempt's records)."""
+        j, _ = self.kind.tables(tx)
+        owned = self._owner(tx, job)
+        query = select(j.c.attempt_count, j.c.max_attempts).where(owned)
+        if tx.dialect == "postgresql":
+            query = query.with_for_update()
+        row = tx.execute(query).first()
+        if row is None:
+            return None
+        attempts = int(row.attempt_count)
+        now = db_now()
+        values: dict[str, Any] = {
+            "last_error": error[:ERROR_MAX_CHARS],
+            "lease_expires_utc": None,
+            "claim_token": None,
+            "updated_utc": now,
+        }
+        delay: float | None = None
+        if permanent or attempts >= int(row.max_attempts):
+            status = JobStatus.DEADLETTER
+            values["completed_utc"] = now
+        else:
+            status = JobStatus.FAILED
+            delay = backoff_delay(
+                attempts,
+                base=self.retry_base_s,
+                cap=self.retry_cap_s,
+                jitter=self.retry_jitter,
+                rng=self.rng,
+            )
+            values["available_utc"] = db_now(delay)
+        available = tx.execute(
+            update(j).where(owned).values(status=status.value, **values).returning(j.c.available_utc)
+        ).scalar_one()
         return FailOutcome(status, available if delay is not None else None, attempts, delay)
 
-    def release(self, job: Job) -> bool:
+    def release(self, job: ClaimedJob) -> bool:
         """Give an unfinished job back (the worker is stopping): NEW again, and the attempt is not counted."""
         with self.db.write() as tx:
             notify_job_available(tx)
-            j = tx.t.job
+            j, _ = self.kind.tables(tx)
             outcome = tx.execute(
                 update(j)
                 .where(self._owner(tx, job))
@@ -589,7 +690,7 @@ class JobQueue:
         job_ids: Sequence[int] = (),
         *,
         all_deadletter: bool = False,
-        job_type: JobType | None = None,
+        job_type: str | None = None,
     ) -> list[int]:
         """Put DEADLETTER (or FAILED or CANCELLED) jobs back to NEW with fresh attempts; returns their ids."""
         if not job_ids and not all_deadletter:
@@ -597,7 +698,7 @@ class JobQueue:
         now = db_now()
         with self.db.write() as tx:
             notify_job_available(tx)
-            j = tx.t.job
+            j, _ = self.kind.tables(tx)
             condition = (
                 j.c.status == JobStatus.DEADLETTER.value
                 if all_deadletter
@@ -607,7 +708,7 @@ class JobQueue:
                 )
             )
             if job_type is not None:
-                condition = and_(condition, j.c.job_type == job_type.value)
+                condition = and_(condition, self.kind.type_of(j) == str(job_type))
             return sorted(
                 tx.execute(
                     update(j)
@@ -631,7 +732,7 @@ class JobQueue:
         """Cancel unfinished jobs. A RUNNING job's worker learns it at its next heartbeat and stops."""
         now = db_now()
         with self.db.write() as tx:
-            j = tx.t.job
+            j, _ = self.kind.tables(tx)
             return sorted(
                 tx.execute(
                     update(j)
@@ -653,38 +754,50 @@ class JobQueue:
 
     # -- inspection -------------------------------------------------------------------------------------------
 
-    def get(self, job_id: int) -> Job | None:
+    def get(self, job_id: int) -> J | None:
         with self.db.read() as tx:
-            row = tx.execute(select(tx.t.job).where(tx.t.job.c.job_id == job_id)).first()
-        return Job.from_row(row) if row is not None else None
+            j, _ = self.kind.tables(tx)
+            row = tx.execute(select(j).where(j.c.job_id == job_id)).first()
+        return self._row(row) if row is not None else None
 
     def list(
         self,
         *,
         statuses: Sequence[JobStatus] | None = None,
-        types: Sequence[JobType] | None = None,
+        types: Sequence[str] | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> list[Job]:
+    ) -> list[J]:
         """Newest first."""
         with self.db.read() as tx:
-            j = tx.t.job
-            query = _where_jobs(select(j), j, statuses, types).order_by(j.c.job_id.desc()).limit(limit).offset(offset)
-            return [Job.from_row(row) for row in tx.execute(query)]
+            j, _ = self.kind.tables(tx)
+            query = self._where(select(j), j, statuses, types).order_by(j.c.job_id.desc()).limit(limit).offset(offset)
+            return [self._row(row) for row in tx.execute(query)]
 
-    def count(self, *, statuses: Sequence[JobStatus] | None = None, types: Sequence[JobType] | None = None) -> int:
+    def count(self, *, statuses: Sequence[JobStatus] | None = None, types: Sequence[str] | None = None) -> int:
         """How many jobs :meth:`list` would page through."""
         with self.db.read() as tx:
-            j = tx.t.job
-            return int(tx.execute(_where_jobs(select(func.count()).select_from(j), j, statuses, types)).scalar_one())
+            j, _ = self.kind.tables(tx)
+            query = self._where(select(func.count()).select_from(j), j, statuses, types)
+            return int(tx.execute(query).scalar_one())
+
+    def _where(
+        self, query: Select[Any], j: Table, statuses: Sequence[JobStatus] | None, types: Sequence[str] | None
+    ) -> Select[Any]:
+        if statuses:
+            query = query.where(j.c.status.in_([s.value for s in statuses]))
+        if types:
+            query = query.where(self.kind.type_of(j).in_([str(t) for t in types]))
+        return query
 
     def stats(self) -> QueueStats:
         with self.db.read() as tx:
-            j = tx.t.job
+            j, _ = self.kind.tables(tx)
+            kind_column = self.kind.type_of(j)
             now = tx.now()
             counts: dict[str, dict[str, int]] = {}
             for job_type, status, n in tx.execute(
-                select(j.c.job_type, j.c.status, func.count()).group_by(j.c.job_type, j.c.status)
+                select(kind_column, j.c.status, func.count()).group_by(kind_column, j.c.status)
             ):
                 counts.setdefault(job_type, {})[status] = int(n)
             ready_condition = and_(j.c.status.in_(READY_STATUSES), j.c.available_utc <= db_now())
@@ -707,14 +820,46 @@ class JobQueue:
         )
 
 
-def _where_jobs(
-    query: Select[Any], j: Any, statuses: Sequence[JobStatus] | None, types: Sequence[JobType] | None
-) -> Select[Any]:
-    if statuses:
-        query = query.where(j.c.status.in_([s.value for s in statuses]))
-    if types:
-        query = query.where(j.c.job_type.in_([t.value for t in types]))
-    return query
+# --- the vector queue --------------------------------------------------------------------------------------------
+
+
+def _prepare_vector_job(item: NewJob) -> PreparedJob:
+    payload = validate_payload(item.job_type, item.payload)
+    return PreparedJob(
+        job_type=payload.job_type.value,
+        input_json=payload.model_dump(mode="json"),
+        route=payload.routing_space_id(),
+        default_priority=payload.default_priority,
+        default_max_attempts=payload.default_max_attempts,
+    )
+
+
+def _check_spaces(tx: Tx, jobs: Sequence[PreparedJob]) -> None:
+    space_ids = {job.route for job in jobs if job.route is not None}
+    s = tx.t.embedding_space
+    found = set(tx.execute(select(s.c.embedding_space_id).where(s.c.embedding_space_id.in_(space_ids))).scalars())
+    missing = sorted(space_ids - found)
+    if missing:
+        raise InvalidPayloadError(f"no embedding space with id {', '.join(map(str, missing))}")
+
+
+VECTOR_QUEUE: QueueKind[Job] = QueueKind(
+    name="vector",
+    job_table=lambda t: t.job,
+    run_table=lambda t: t.run,
+    type_column="job_type",
+    route_column="embedding_space_id",
+    prepare=_prepare_vector_job,
+    from_row=lambda row, with_claim_token: Job.from_row(row, with_claim_token=with_claim_token),
+    check=_check_spaces,
+)
+
+
+class JobQueue(Queue[Job]):
+    """The queue of ``vector.job``: chunking, embedding, re-embedding and retrieval/drift tests."""
+
+    def __init__(self, db: Database, **tuning: Unpack[QueueTuning]) -> None:
+        super().__init__(db, VECTOR_QUEUE, **tuning)
 
 
 def _as_utc(value: Any) -> datetime | None:

@@ -57,6 +57,14 @@ class JobInterruptedError(Exception):
         self.lease_lost = lease_lost
 
 
+def interrupt_if(lease_lost: bool, stop_reason: str | None) -> None:
+    """A checkpoint: raise :class:`JobInterruptedError` when the lease is lost or the worker is stopping."""
+    if lease_lost:
+        raise JobInterruptedError("the lease was lost (expired, or the job was cancelled)", lease_lost=True)
+    if stop_reason:
+        raise JobInterruptedError(stop_reason)
+
+
 @dataclass
 class JobContext:
     """What a handler may use. The worker builds one per execution."""
@@ -76,11 +84,7 @@ class JobContext:
 
     def checkpoint(self) -> None:
         """Stop here if the worker is stopping or the job is no longer ours; otherwise return at once."""
-        if self.lease_lost:
-            raise JobInterruptedError("the lease was lost (expired, or the job was cancelled)", lease_lost=True)
-        reason = self.stop_requested()
-        if reason:
-            raise JobInterruptedError(reason)
+        interrupt_if(self.lease_lost, self.stop_requested())
 
     def report_progress(self, **values: Any) -> None:
         """Publish progress; the next heartbeat writes it to the job's ``result_json``."""

@@ -40,13 +40,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from holocron.config import DEFAULT_LEASE_SECONDS
 from holocron.jobs.handlers import default_registry
-from holocron.jobs.models import InvalidPayloadError, Job, JobStatus, JobType, PermanentJobError
+from holocron.jobs.models import InvalidPayloadError, Job, JobStatus, JobType, PermanentJobError, QueuedJob
 from holocron.jobs.notify import JobWaiter
-from holocron.jobs.queue import Beat, JobQueue, validate_payload
+from holocron.jobs.queue import Beat, ClaimedJob, JobQueue, Queue, validate_payload
 from holocron.jobs.registry import Handler, JobContext, JobInterruptedError, JobRegistry, Runtime
 from holocron.observability.logs import log_context
 from holocron.observability.metrics import (
@@ -131,21 +131,40 @@ def fit_torch_threads(provider: object) -> int | None:
     return threads
 
 
-class _Heartbeater:
-    """One thread that keeps the leases of all running jobs of this worker alive, and sweeps expired ones."""
+class Tracked(Protocol):
+    """A running job as the heartbeat sees it: its claim, its queue, its progress, and a flag to raise."""
 
-    def __init__(self, queue: JobQueue, lease_seconds: float, interval: float) -> None:
-        self.queue = queue
+    @property
+    def job(self) -> ClaimedJob: ...
+
+    @property
+    def queue(self) -> Queue[Any]: ...
+
+    lease_lost: bool
+
+    def progress_snapshot(self) -> tuple[int, dict[str, Any]]: ...
+
+
+class _Heartbeater:
+    """One thread that keeps the leases of all running jobs of this worker alive (one statement per queue),
+    and sweeps expired ones."""
+
+    def __init__(self, queues: Sequence[Queue[Any]], lease_seconds: float, interval: float) -> None:
+        self.queues = list(queues)
         self.lease_seconds = lease_seconds
         self.interval = interval
         self.timeout_s = max(0.05, interval / 2)
         """How long one renewal (or sweep) may wait for the database's locks: half an interval, so the next
         renewal is still on time."""
-        self._active: dict[int, tuple[JobContext, int]] = {}
-        self._settling: set[int] = set()
+        self._active: dict[tuple[str, int], tuple[Tracked, int]] = {}
+        self._settling: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="holocron-heartbeat", daemon=True)
+
+    @staticmethod
+    def _key(ctx: Tracked) -> tuple[str, int]:
+        return ctx.queue.name, ctx.job.job_id
 
     def start(self) -> None:
         self._thread.start()
@@ -154,19 +173,19 @@ class _Heartbeater:
         self._done.set()
         self._thread.join(timeout=10)
 
-    def add(self, ctx: JobContext) -> None:
+    def add(self, ctx: Tracked) -> None:
         with self._lock:
-            self._active[ctx.job.job_id] = (ctx, 0)
+            self._active[self._key(ctx)] = (ctx, 0)
 
-    def settle(self, ctx: JobContext) -> None:
+    def settle(self, ctx: Tracked) -> None:
         """The job's outcome is being written: keep its lease, but leave reporting a loss to that write."""
         with self._lock:
-            self._settling.add(ctx.job.job_id)
+            self._settling.add(self._key(ctx))
 
-    def remove(self, ctx: JobContext) -> None:
+    def remove(self, ctx: Tracked) -> None:
         with self._lock:
-            self._active.pop(ctx.job.job_id, None)
-            self._settling.discard(ctx.job.job_id)
+            self._active.pop(self._key(ctx), None)
+            self._settling.discard(self._key(ctx))
 
     def _run(self) -> None:
         # A fixed cadence: a slow beat does not push the next one later (it comes at once if it is due).
@@ -177,53 +196,121 @@ class _Heartbeater:
             due = max(due + self.interval, time.monotonic())
 
     def beat(self) -> None:
-        """Renew every running job's lease in one statement and publish the progress that changed."""
+        """Renew every running job's lease, one statement per queue, and publish the progress that changed."""
         with self._lock:
-            active = list(self._active.values())
-        if not active:
-            return
+            active = list(self._active.items())
+        by_queue: dict[str, list[tuple[tuple[str, int], Tracked, int]]] = {}
+        for key, (ctx, sent) in active:
+            by_queue.setdefault(key[0], []).append((key, ctx, sent))
+        for entries in by_queue.values():
+            self._beat(entries)
+
+    def _beat(self, entries: list[tuple[tuple[str, int], Tracked, int]]) -> None:
+        queue = entries[0][1].queue
         beats: list[Beat] = []
-        versions: dict[int, int] = {}
-        for ctx, sent in active:
+        versions: dict[tuple[str, int], int] = {}
+        for key, ctx, sent in entries:
             version, progress = ctx.progress_snapshot()
             beats.append(Beat(ctx.job, progress if version != sent else None))
-            versions[ctx.job.job_id] = version
+            versions[key] = version
         try:
-            alive = self.queue.heartbeat_many(beats, lease_seconds=self.lease_seconds, timeout_s=self.timeout_s)
+            alive = queue.heartbeat_many(beats, lease_seconds=self.lease_seconds, timeout_s=self.timeout_s)
         except Exception:  # a busy or unreachable database: try again next beat, the lease has slack
-            log.warning("heartbeat for jobs %s failed", sorted(versions), exc_info=True)
+            log.warning("heartbeat for %s jobs %s failed", queue.name, sorted(k[1] for k in versions), exc_info=True)
             return
         with self._lock:
-            for ctx, _ in active:
-                job_id = ctx.job.job_id
-                if job_id not in self._active:
+            for key, ctx, _ in entries:
+                if key not in self._active:
                     continue  # finished meanwhile
-                if job_id not in alive and job_id not in self._settling:
-                    log.warning("job %s: lease lost (reclaimed, claimed again or cancelled); stopping it", job_id)
+                if key[1] not in alive and key not in self._settling:
+                    log.warning(
+                        "%s job %s: lease lost (reclaimed, claimed again or cancelled); stopping it", key[0], key[1]
+                    )
                     ctx.lease_lost = True
-                self._active[job_id] = (ctx, versions[job_id])
+                self._active[key] = (ctx, versions[key])
 
     def sweep(self) -> None:
-        """Put jobs whose lease expired back in the queue, as claims do (also while every slot is busy), and
+        """Put jobs whose lease expired back in their queues, as claims do (also while every slot is busy), and
         close the runs that dead processes left RUNNING."""
         try:
-            with self.queue.db.write(timeout_s=self.timeout_s) as tx:
-                reclaimed = self.queue.reclaim_in(tx)
+            with self.queues[0].db.write(timeout_s=self.timeout_s) as tx:
+                reclaimed = [queue.reclaim_in(tx) for queue in self.queues]
                 closed = close_expired_runs(tx)
         except Exception:  # the next sweep, or any claim, does it
             log.debug("reclaim sweep failed", exc_info=True)
             return
-        if reclaimed or closed:
-            log.info(
-                "swept expired leases: jobs retried %s, dead-lettered %s; %d runs of dead processes closed",
-                reclaimed.retried,
-                reclaimed.deadlettered,
-                closed,
-            )
+        for queue, swept in zip(self.queues, reclaimed, strict=True):
+            if swept:
+                log.info(
+                    "swept expired %s leases: jobs retried %s, dead-lettered %s",
+                    queue.name,
+                    swept.retried,
+                    swept.deadlettered,
+                )
+        if closed:
+            log.info("%d runs of dead processes closed", closed)
+
+
+class Lane(Protocol):
+    """One queue a worker serves: how to claim from it and how to run what it hands out."""
+
+    @property
+    def queue(self) -> Queue[Any]: ...
+
+    def start(self, worker: Worker) -> str:
+        """Get ready to serve (resolve spaces, load nothing yet); returns what the log says it serves."""
+        ...
+
+    def claim(self, worker_id: str, lease_seconds: float) -> QueuedJob | None: ...
+
+    def job_type(self, job: Any) -> str: ...
+
+    def execute(self, worker: Worker, job: Any, worker_id: str, heartbeater: _Heartbeater) -> None:
+        """Run a claimed job and record its outcome (or leave its lease to expire if recording fails)."""
+        ...
+
+
+class VectorLane:
+    """``vector.job``: the registry's handlers, routed by embedding space."""
+
+    def __init__(self, queue: JobQueue, types: Sequence[JobType] | None, spaces: Sequence[int] | None) -> None:
+        self._queue = queue
+        self.requested_types = types
+        self.requested_spaces = spaces
+        self.types: list[JobType] = []
+        self.spaces: list[int] = []
+
+    @property
+    def queue(self) -> Queue[Any]:
+        return self._queue
+
+    def start(self, worker: Worker) -> str:
+        types = list(self.requested_types) if self.requested_types is not None else worker.registry.types()
+        unknown = [t for t in types if t not in worker.registry]
+        if unknown:
+            raise ValueError(f"no handler for {', '.join(unknown)}")
+        self.types = types
+        self.spaces = (
+            list(self.requested_spaces) if self.requested_spaces is not None else [worker.holo.space.embedding_space_id]
+        )
+        torch_threads = fit_torch_threads(worker.holo.provider)
+        threads = f", torch threads {torch_threads}" if torch_threads is not None else ""
+        return f"vector types {','.join(types)}, spaces {self.spaces}{threads}"
+
+    def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
+        return self._queue.claim(worker_id, lease_seconds=lease_seconds, types=self.types, spaces=self.spaces)
+
+    def job_type(self, job: Any) -> str:
+        return str(job.job_type)
+
+    def execute(self, worker: Worker, job: Any, worker_id: str, heartbeater: _Heartbeater) -> None:
+        worker._execute(job, worker_id, heartbeater)
 
 
 class Worker:
-    """Runs jobs from the queue until stopped (or, with ``drain``, until nothing is ready).
+    """Runs jobs from its queues until stopped (or, with ``drain``, until nothing is ready).
+
+    ``lanes`` are the queues served, in the order each slot tries them (default: ``vector.job`` only).
 
     ``handlers`` replaces the handlers of some job types (benchmarks and tests run no-op jobs this way); the
     payload schemas stay the real ones.
@@ -237,6 +324,7 @@ class Worker:
         handlers: Mapping[JobType, Handler] | None = None,
         registry: JobRegistry | None = None,
         queue: JobQueue | None = None,
+        lanes: Sequence[Lane] | None = None,
     ) -> None:
         self.holo = holo
         self.options = options or WorkerOptions()
@@ -249,6 +337,11 @@ class Worker:
         base = registry or default_registry()
         self.registry = base.with_handlers(handlers) if handlers else base
         self.queue = queue or JobQueue(holo.db)
+        self.lanes: list[Lane] = (
+            list(lanes) if lanes is not None else [VectorLane(self.queue, self.options.types, self.options.spaces)]
+        )
+        if not self.lanes:
+            raise ValueError("a worker needs at least one queue to serve")
         self.report = WorkerReport(self.options.worker_id)
         self._stop = threading.Event()
         self._stop_reason: str | None = None
@@ -272,7 +365,8 @@ class Worker:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def _stop_requested(self) -> str | None:
+    def stop_requested(self) -> str | None:
+        """Why the worker is stopping, or None: what a running job's checkpoint looks at."""
         return self._stop_reason if self._stop.is_set() else None
 
     @contextmanager
@@ -301,34 +395,27 @@ class Worker:
     def run(self) -> WorkerReport:
         started = time.perf_counter()
         opts = self.options
-        types = list(opts.types) if opts.types is not None else self.registry.types()
-        unknown = [t for t in types if t not in self.registry]
-        if unknown:
-            raise ValueError(f"no handler for {', '.join(unknown)}")
-        spaces = list(opts.spaces) if opts.spaces is not None else [self.holo.space.embedding_space_id]
+        served = [lane.start(self) for lane in self.lanes]
         interval = opts.heartbeat_seconds or opts.lease_seconds / 3
-        torch_threads = fit_torch_threads(self.holo.provider)
-        heartbeater = _Heartbeater(self.queue, opts.lease_seconds, interval)
+        heartbeater = _Heartbeater([lane.queue for lane in self.lanes], opts.lease_seconds, interval)
         heartbeater.start()
         log.info(
-            "worker %s: types %s, spaces %s, lease %.0fs, heartbeat every %.1fs, concurrency %d%s",
+            "worker %s: %s; lease %.0fs, heartbeat every %.1fs, concurrency %d",
             opts.worker_id,
-            ",".join(types),
-            spaces,
+            "; ".join(served),
             opts.lease_seconds,
             interval,
             opts.concurrency,
-            f", torch threads {torch_threads}" if torch_threads is not None else "",
         )
         try:
             with self._signals():
                 if opts.concurrency == 1:
-                    self._slot(opts.worker_id, types, spaces, heartbeater)
+                    self._slot(opts.worker_id, heartbeater)
                 else:
                     threads = [
                         threading.Thread(
                             target=self._slot,
-                            args=(f"{opts.worker_id}/{i}", types, spaces, heartbeater),
+                            args=(f"{opts.worker_id}/{i}", heartbeater),
                             name=f"holocron-worker-{i}",
                             daemon=True,
                         )
@@ -346,7 +433,15 @@ class Worker:
         self.report.stop_reason = self._stop_reason or ("drained" if opts.drain else None)
         return self.report
 
-    def _slot(self, worker_id: str, types: list[JobType], spaces: list[int], heartbeater: _Heartbeater) -> None:
+    def _claim(self, worker_id: str) -> tuple[Lane, Any] | None:
+        """The next job of the first lane that has one."""
+        for lane in self.lanes:
+            job = lane.claim(worker_id, self.options.lease_seconds)
+            if job is not None:
+                return lane, job
+        return None
+
+    def _slot(self, worker_id: str, heartbeater: _Heartbeater) -> None:
         opts = self.options
         idle = opts.min_idle_seconds
         while not self.stopping:
@@ -358,12 +453,12 @@ class Worker:
                 self._reserved += 1
                 self._busy += 1
             try:
-                job = self.queue.claim(worker_id, lease_seconds=opts.lease_seconds, types=types, spaces=spaces)
+                claimed = self._claim(worker_id)
             except Exception:
                 log.warning("claim failed; retrying in %.1fs", opts.poll_seconds, exc_info=True)
-                job = None
+                claimed = None
                 self._stop.wait(opts.poll_seconds)
-            if job is None:
+            if claimed is None:
                 with self._lock:
                     self._reserved -= 1
                     self._busy -= 1
@@ -373,15 +468,16 @@ class Worker:
                 self._waiter.wait(idle, stop=self._stop)
                 idle = min(idle * 2, opts.poll_seconds)
                 continue
+            lane, job = claimed
             idle = opts.min_idle_seconds
             self.report.add("claimed")
-            record_job_claimed(job.job_type.value)
+            record_job_claimed(lane.job_type(job))
             try:
-                self._execute(job, worker_id, heartbeater)
+                lane.execute(self, job, worker_id, heartbeater)
             except Exception:
                 # Recording the outcome failed (the database went away): the lease will expire and the job
                 # runs again elsewhere; this slot carries on.
-                log.exception("job %s: could not record its outcome", job.job_id)
+                log.exception("%s job %s: could not record its outcome", lane.queue.name, job.job_id)
                 self._stop.wait(opts.poll_seconds)
             finally:
                 with self._lock:
@@ -398,14 +494,17 @@ class Worker:
             self._spaces[space_id] = found
         return self._spaces[space_id]
 
-    def _record(self, job: Job, outcome: str, started: float) -> None:
+    def record(self, job_type: str, outcome: str, started: float) -> None:
         """Count the outcome for the worker's report and for Prometheus."""
         self.report.add(outcome)
-        record_job_finished(job.job_type.value, outcome, time.perf_counter() - started)
+        record_job_finished(job_type, outcome, time.perf_counter() - started)
         if outcome == "failed":
-            record_job_retry(job.job_type.value)
+            record_job_retry(job_type)
         elif outcome == "deadlettered":
-            record_job_deadletter(job.job_type.value)
+            record_job_deadletter(job_type)
+
+    def _record(self, job: Job, outcome: str, started: float) -> None:
+        self.record(job.job_type.value, outcome, started)
 
     def _execute(self, job: Job, worker_id: str, heartbeater: _Heartbeater) -> None:
         started = time.perf_counter()
@@ -416,7 +515,7 @@ class Worker:
             job=job,
             run_id="",
             worker_id=worker_id,
-            stop_requested=self._stop_requested,
+            stop_requested=self.stop_requested,
             _spaces=self._spaces,
         )
         # The lease is renewed from the claim until the outcome is written, however long a write waits for a lock.
@@ -526,7 +625,11 @@ class Worker:
 
 
 def run_worker(
-    holo: Runtime, options: WorkerOptions, *, handlers: Mapping[JobType, Handler] | None = None
+    holo: Runtime,
+    options: WorkerOptions,
+    *,
+    handlers: Mapping[JobType, Handler] | None = None,
+    lanes: Sequence[Lane] | None = None,
 ) -> WorkerReport:
     """Build a :class:`Worker` and run it (the CLI's entry point)."""
-    return Worker(holo, options, handlers=handlers).run()
+    return Worker(holo, options, handlers=handlers, lanes=lanes).run()

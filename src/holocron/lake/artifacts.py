@@ -23,28 +23,40 @@ class Artifact:
     byte_count: int
 
 
-def artifact_path(lake_dir: Path, run_id: str, artifact_type: str, extension: str) -> Path:
-    return lake_dir / "vector_runs" / run_id / "artifacts" / f"{artifact_type}.{extension}"
+def artifact_path(
+    lake_dir: Path, run_id: str, artifact_type: str, extension: str, *, runs: str = "vector_runs"
+) -> Path:
+    """``lake/<runs>/{run_id}/artifacts/{type}.{ext}``: ``vector_runs`` or ``llm_runs``."""
+    return lake_dir / runs / run_id / "artifacts" / f"{artifact_type}.{extension}"
+
+
+def encode_artifact(content: Any) -> bytes:
+    """Bytes as given, text as UTF-8, anything else as indented, key-sorted JSON."""
+    if isinstance(content, bytes):
+        return content
+    if isinstance(content, str):
+        return content.encode("utf-8")
+    return json.dumps(content, indent=2, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8")
+
+
+def write_file(path: Path, data: bytes) -> str:
+    """Write ``data`` atomically (a temporary file, fsynced, renamed over ``path``); returns its sha256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.stem}.") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    Path(handle.name).replace(path)
+    return sha256_bytes(data)
 
 
 def write_artifact(
     db: Database, lake_dir: Path, run_id: str, artifact_type: str, content: Any, *, extension: str = "json"
 ) -> Artifact:
     """Write ``content`` (bytes, text, or a JSON-able value) and record it against the run."""
-    if isinstance(content, bytes):
-        data = content
-    elif isinstance(content, str):
-        data = content.encode("utf-8")
-    else:
-        data = json.dumps(content, indent=2, sort_keys=True, default=str).encode("utf-8")
+    data = encode_artifact(content)
     path = artifact_path(lake_dir, run_id, artifact_type, extension)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{artifact_type}.") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    Path(handle.name).replace(path)
-    digest = sha256_bytes(data)
+    digest = write_file(path, data)
     with db.write() as tx:
         tx.execute(
             insert_ignoring_conflicts(tx, tx.t.run_artifact, ["run_id", "artifact_type"]).values(

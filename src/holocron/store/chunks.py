@@ -130,3 +130,17 @@ def get_chunks(tx: Tx, chunk_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         .where(c.c.chunk_id.in_(list(chunk_ids)))
     ).all()
     return {row.chunk_id: dict(row._mapping) for row in rows}
+
+
+def source_chunks(tx: Tx, source_id: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """A source's chunks in reading order, each with its source's title and system: the evidence an
+    interrogation of one page reads."""
+    c, s = tx.t.chunk, tx.t.source_registry
+    rows = tx.execute(
+        select(c, s.c.title, s.c.source_system)
+        .join(s, s.c.source_id == c.c.source_id)
+        .where(c.c.source_id == source_id)
+        .order_by(c.c.chunk_index)
+        .limit(limit)
+    ).all()
+    return [dict(row._mapping) for row in rows]

@@ -204,3 +204,17 @@ def insert_ignoring_conflicts(tx: Tx, table: Any, conflict_columns: list[str]) -
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+
+
+def upsert(tx: Tx, table: Any, values: dict[str, Any], conflict_columns: list[str]) -> None:
+    """``INSERT ... ON CONFLICT (...) DO UPDATE`` every other column, on both engines."""
+    if tx.dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(table).values(**values)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).values(**values)
+    changed = {name: statement.excluded[name] for name in values if name not in conflict_columns}
+    tx.execute(statement.on_conflict_do_update(index_elements=conflict_columns, set_=changed))

@@ -14,11 +14,16 @@ from holocron.store.types import utcnow
 def save_bundle(db: Database, bundle: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> str:
     """Store a bundle row and its item rows (column values, as the evidence layer maps them) in one
     transaction; returns the bundle id. The store knows tables, not bundles: it imports nothing above it."""
-    now = utcnow()
     with db.write() as tx:
-        tx.execute(tx.t.evidence_bundle.insert().values(**bundle, created_utc=now))
-        if items:
-            tx.execute(tx.t.evidence_item.insert(), [{**item, "created_utc": now} for item in items])
+        return save_bundle_in(tx, bundle, items)
+
+
+def save_bundle_in(tx: Tx, bundle: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`save_bundle` inside the caller's transaction (an LLM run stores its bundle with its answer)."""
+    now = utcnow()
+    tx.execute(tx.t.evidence_bundle.insert().values(**bundle, created_utc=now))
+    if items:
+        tx.execute(tx.t.evidence_item.insert(), [{**item, "created_utc": now} for item in items])
     return str(bundle["bundle_id"])
 
 

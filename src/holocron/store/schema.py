@@ -32,10 +32,23 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from holocron.store.types import JsonType, UtcDateTime, VectorType
 
 SCHEMAS = ("ingest", "vector", "llm", "lake")
+"""The schemas of the first migration; ``sem`` (semantic facts derived from the LLM's answers) came with 0004."""
+SEM_SCHEMA = "sem"
 
 JOB_TYPES = ("CHUNK_SOURCE", "EMBED_CHUNKS", "REEMBED_SPACE", "RETRIEVE_TEST", "DRIFT_TEST")
 JOB_STATUSES = ("NEW", "RUNNING", "SUCCEEDED", "FAILED", "DEADLETTER", "CANCELLED")
 SOURCE_STATUSES = ("pending", "indexed", "error")
+LLM_RUN_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED")
+LLM_ARTIFACT_TYPES = (
+    "request_json",
+    "response_json",
+    "evidence_bundle",
+    "prompt_text",
+    "parsed_output",
+    "raw_response",
+    "invalid_json_response",
+    "error_manifest",
+)
 
 
 def _flat_table_name(_constraint: object, table: Table) -> str:
@@ -86,6 +99,11 @@ class Tables:
     retrieval_hit: Table
     evidence_bundle: Table
     evidence_item: Table
+    llm_job: Table
+    llm_run: Table
+    llm_artifact: Table
+    llm_run_evidence: Table
+    source_page: Table
 
     def qualified(self, table: Table) -> str:
         """The name to use in hand-written SQL (FTS triggers, pgvector indexes)."""
@@ -417,7 +435,113 @@ def build_tables(uses_schemas: bool) -> Tables:
         Column("content_ref_json", JsonType, nullable=False),
         Column("metadata_json", JsonType, nullable=False),
         Column("created_utc", UtcDateTime, nullable=False),
+        # Migration 0004: the chunk the item was cut from (lineage: an answer built on a replaced chunk is stale).
+        Column("chunk_id", String(SHA), nullable=True),
         UniqueConstraint("bundle_id", "sequence"),
+        Index(None, "chunk_id"),
+    )
+
+    # Migration 0004: the LLM interrogation runtime. ``llm.job`` is a queue table with the same queue columns as
+    # ``vector.job`` (one queue implementation serves both).
+    llm_job = table(
+        "llm",
+        "job",
+        Column("job_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("interrogation_key", String(100), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("priority", Integer, nullable=False, default=0),
+        Column("input_json", JsonType, nullable=False),
+        Column("evidence_ref_json", JsonType, nullable=True),
+        Column("subject_key", String(1000), nullable=False),
+        Column("dedupe_key", String(1000), nullable=True, unique=True),
+        Column("max_attempts", Integer, nullable=False),
+        Column("attempt_count", Integer, nullable=False, default=0),
+        Column("locked_by", String(200), nullable=True),
+        Column("locked_utc", UtcDateTime, nullable=True),
+        Column("lease_expires_utc", UtcDateTime, nullable=True),
+        Column("available_utc", UtcDateTime, nullable=False),
+        Column("last_error", Text, nullable=True),
+        Column("result_json", JsonType, nullable=True),
+        Column("created_utc", UtcDateTime, nullable=False),
+        Column("updated_utc", UtcDateTime, nullable=False),
+        Column("completed_utc", UtcDateTime, nullable=True),
+        Column("claim_token", String(36), nullable=True),
+        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in JOB_STATUSES) + ")", name="status"),
+        Index(None, "status", "priority", "available_utc"),
+        Index(None, "status", "lease_expires_utc"),
+        Index(None, "subject_key"),
+    )
+
+    llm_run = table(
+        "llm",
+        "run",
+        Column("run_id", String(36), primary_key=True),
+        Column("job_id", BigInteger, ForeignKey(ref("llm", "job", "job_id")), nullable=True),
+        Column("interrogation_key", String(100), nullable=False),
+        Column("interrogation_version", String(50), nullable=False),
+        Column("worker_id", String(200), nullable=True),
+        Column("status", String(20), nullable=False),
+        Column("provider", String(50), nullable=True),
+        Column("endpoint_url", Text, nullable=True),
+        Column("model_name", String(300), nullable=True),
+        Column("model_tag", String(100), nullable=True),
+        Column("model_digest", String(100), nullable=True),
+        Column("options_json", JsonType, nullable=False),
+        Column("metrics_json", JsonType, nullable=False),
+        Column("error", Text, nullable=True),
+        Column("host", String(200), nullable=True),
+        Column("pid", Integer, nullable=True),
+        Column("started_utc", UtcDateTime, nullable=False),
+        Column("completed_utc", UtcDateTime, nullable=True),
+        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in LLM_RUN_STATUSES) + ")", name="status"),
+        Index(None, "job_id"),
+        Index(None, "started_utc"),
+        Index(None, "status"),
+    )
+
+    llm_artifact = table(
+        "llm",
+        "artifact",
+        Column("artifact_id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", String(36), ForeignKey(ref("llm", "run", "run_id")), nullable=False),
+        Column("artifact_type", String(50), nullable=False),
+        Column("content_json", JsonType, nullable=True),
+        Column("content_ref", Text, nullable=True),
+        Column("content_sha256", String(SHA), nullable=False),
+        Column("byte_count", BigInteger, nullable=False),
+        Column("created_utc", UtcDateTime, nullable=False),
+        UniqueConstraint("run_id", "artifact_type"),
+        CheckConstraint(
+            "artifact_type IN (" + ", ".join(f"'{a}'" for a in LLM_ARTIFACT_TYPES) + ")", name="artifact_type"
+        ),
+    )
+
+    llm_run_evidence = table(
+        "llm",
+        "run_evidence",
+        Column("run_id", String(36), ForeignKey(ref("llm", "run", "run_id")), primary_key=True),
+        Column("bundle_id", String(36), ForeignKey(ref("llm", "evidence_bundle", "bundle_id")), primary_key=True),
+        Column("created_utc", UtcDateTime, nullable=False),
+    )
+
+    # Migration 0004: a page's primary type, as the latest successful ``page_classification`` answered it.
+    source_page = table(
+        SEM_SCHEMA,
+        "source_page",
+        Column(
+            "page_id",
+            String(SOURCE_ID),
+            ForeignKey(ref("vector", "source_registry", "source_id"), ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("title", Text, nullable=True),
+        Column("primary_type", String(100), nullable=False),
+        Column("confidence", Float, nullable=True),
+        Column("content_sha256", String(SHA), nullable=True),
+        Column("run_id", String(36), ForeignKey(ref("llm", "run", "run_id")), nullable=False),
+        Column("interrogation_version", String(50), nullable=False),
+        Column("classified_utc", UtcDateTime, nullable=False),
+        Index(None, "primary_type"),
     )
 
     return Tables(
@@ -437,6 +561,11 @@ def build_tables(uses_schemas: bool) -> Tables:
         retrieval_hit=retrieval_hit,
         evidence_bundle=evidence_bundle,
         evidence_item=evidence_item,
+        llm_job=llm_job,
+        llm_run=llm_run,
+        llm_artifact=llm_artifact,
+        llm_run_evidence=llm_run_evidence,
+        source_page=source_page,
     )
 
 
