@@ -36,7 +36,15 @@ def start_llm_worker(url: str, home: Path, chat_url: str, log: Path) -> subproce
         "HOLOCRON_CHAT_BASE_URL": chat_url,
         "HOLOCRON_LOG_LEVEL": "INFO",
     }
-    command = [str(Path(sys.executable).with_name("holocron")), "--database-url", url, "--home", str(home), "worker", "--loop"]
+    command = [
+        str(Path(sys.executable).with_name("holocron")),
+        "--database-url",
+        url,
+        "--home",
+        str(home),
+        "worker",
+        "--loop",
+    ]
     command += ["--queues", "llm", "--worker-id", "doomed", "--lease-seconds", str(LEASE_SECONDS)]
     command += ["--poll-seconds", "0.2"]
     return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)

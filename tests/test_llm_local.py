@@ -49,9 +49,7 @@ def test_the_local_model_answers_every_page_on_its_first_attempt(db_url: str, tm
     assert all(run["metrics_json"]["context"]["context_length"] == model.identity().context_length for run in runs)
 
 
-def test_a_fact_interrogation_cites_only_its_bundle_under_constrained_decoding(
-    sqlite_url_path: str, tmp_path: Path
-) -> None:
+def test_found_entities_cite_only_their_bundle_under_constrained_decoding(sqlite_url_path: str, tmp_path: Path) -> None:
     with make_holo(sqlite_url_path, tmp_path / "home", chat_model(), chat_provider="local") as holo:
         holo.ingest([pages_folder(tmp_path)])
         holo.index()

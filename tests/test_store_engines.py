@@ -40,7 +40,9 @@ def product_tables(db: Database) -> set[tuple[str | None, str]]:
     """(schema, table) of every product table the engine reports; alembic's own table left out."""
     inspector = inspect(db.engine)
     if db.t.uses_schemas:
-        return {(schema, name) for schema in (*SCHEMAS, SEM_SCHEMA) for name in inspector.get_table_names(schema=schema)}
+        return {
+            (schema, name) for schema in (*SCHEMAS, SEM_SCHEMA) for name in inspector.get_table_names(schema=schema)
+        }
     return {(None, name) for name in inspector.get_table_names() if name != "alembic_version"}
 
 

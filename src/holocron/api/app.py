@@ -26,7 +26,7 @@ from holocron.api.auth import Auth, AuthConfigError, middleware
 from holocron.api.deps import ServerState, bearer
 from holocron.api.guard import Guard, HostRule
 from holocron.api.models import LocalPaths
-from holocron.api.routes import catalog, dashboard, jobs, runs, search, system
+from holocron.api.routes import catalog, dashboard, jobs, llm, runs, search, system
 from holocron.config import Settings
 from holocron.retrieval.vector_index import IndexFolderError
 from holocron.service import Holocron
@@ -79,7 +79,7 @@ def create_app(target: Settings | Holocron, *, host: str | None = None) -> FastA
     app.middleware("http")(_request_log)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(IndexFolderError, _index_folder_error)  # type: ignore[arg-type]
-    for module in (system, search, catalog, jobs, runs, dashboard):
+    for module in (system, search, catalog, jobs, runs, llm, dashboard):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

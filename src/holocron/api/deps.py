@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPBearer
 from prometheus_client import CollectorRegistry
 
 from holocron.api.auth import Auth
-from holocron.api.models import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, MAX_OFFSET, LocalPaths
-from holocron.jobs.queue import JobQueue
+from holocron.api.models import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, MAX_OFFSET, JobIds, LocalPaths
+from holocron.jobs.queue import JobQueue, Queue
 from holocron.service import Holocron
 
 # Declared so that OpenAPI shows the bearer scheme; the middleware in auth.py does the enforcing.
@@ -58,3 +58,13 @@ def paging(
 PageParams = Annotated[Paging, Depends(paging)]
 
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
+
+
+def changed_or_refused(queue: Queue[Any], job_id: int, changed: list[int], verb: str, *, what: str = "job") -> JobIds:
+    """The answer to retrying or cancelling one job of any queue: the ids changed, else why not (404, 409)."""
+    if changed:
+        return JobIds(job_ids=changed)
+    job = queue.get(job_id)
+    if job is None:
+        raise HTTPException(status_code=404, detail=f"no {what} {job_id}")
+    raise HTTPException(status_code=409, detail=f"{what} {job_id} is {job.status.value} and cannot be {verb}")

@@ -447,3 +447,24 @@ class Readiness(BaseModel):
     ready: bool
     database: str
     detail: str | None = None
+
+
+class LlmEnqueueRequest(BaseModel):
+    """What ``holocron llm enqueue`` takes: an interrogation and its subjects (sources or queries)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interrogation: Text = Field(min_length=1, max_length=64, description="page_classification, sw_entity_facts ...")
+    source_ids: list[Annotated[Text, Field(min_length=1, max_length=2000)]] = Field(
+        default_factory=list, max_length=10000
+    )
+    all_sources: bool = Field(default=False, description="Every source that has chunks.")
+    queries: list[Annotated[Text, Field(min_length=1, max_length=2000)]] = Field(default_factory=list, max_length=1000)
+    params: dict[Annotated[Text, Field(max_length=64)], Annotated[Text, Field(max_length=2000)]] = Field(
+        default_factory=dict, description="The interrogation's parameters (``entity`` ...)."
+    )
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+
+
+class LlmEnqueueResponse(BaseModel):
+    jobs: list[EnqueueResponse]

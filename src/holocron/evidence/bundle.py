@@ -220,23 +220,7 @@ def build_bundle(
 def chunk_hits(rows: Sequence[Mapping[str, Any]]) -> list[Hit]:
     """A source's own chunks (rows of ``vector.chunk`` with the source's title and system) as hits in
     reading order: the evidence of a question about one page, bounded like any other."""
-    return [
-        Hit(
-            rank=position,
-            score=0.0,
-            chunk_id=row["chunk_id"],
-            source_id=row["source_id"],
-            source_type=row["source_type"],
-            source_system=row["source_system"],
-            title=row["title"],
-            text=row["content"],
-            start_offset=int(row["start_offset"]),
-            end_offset=int(row["end_offset"]),
-            content_sha256=row["content_sha256"],
-            source_ref=dict(row["source_ref_json"] or {}),
-        )
-        for position, row in enumerate(rows, start=1)
-    ]
+    return [Hit.of_chunk(position, 0.0, row) for position, row in enumerate(rows, start=1)]
 
 
 def rebound(bundle: EvidenceBundle, policy: BoundingPolicy, *, reason: str) -> EvidenceBundle:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
@@ -175,19 +175,6 @@ class InterrogationRegistry:
 
 # --- the three built-in interrogations ------------------------------------------------------------------------
 
-PAGE_TYPES = (
-    "person",
-    "fictional_character",
-    "place",
-    "organization",
-    "creature_or_species",
-    "object_or_item",
-    "concept_or_method",
-    "event",
-    "creative_work",
-    "scholarly_work",
-    "other",
-)
 PageType = Literal[
     "person",
     "fictional_character",
@@ -201,6 +188,7 @@ PageType = Literal[
     "scholarly_work",
     "other",
 ]
+PAGE_TYPES: tuple[str, ...] = get_args(PageType)
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=60)]
 """Answer strings are short and bounded: under constrained decoding an answer then always closes within its
@@ -233,15 +221,16 @@ class EntityFacts(BaseModel):
 class FoundEntity(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Short
-    evidence_ids: list[str] = Field(min_length=1, max_length=2)
+    name: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    evidence_ids: list[str] = Field(min_length=1, max_length=1)
 
 
 class FoundEntities(BaseModel):
+    """The entity type asked for is the job's parameter, not part of the answer: nothing to get wrong."""
+
     model_config = ConfigDict(extra="forbid")
 
-    entity_type: Short
-    entities: list[FoundEntity] = Field(max_length=5)
+    entities: list[FoundEntity] = Field(max_length=3)
 
 
 def cited_ids_in_bundle(answer: BaseModel, bundle: EvidenceBundle) -> list[str]:
@@ -345,7 +334,7 @@ def builtin_interrogations() -> list[Interrogation]:
             ),
             evidence=EvidenceSpec(scope="source", max_items=3, max_total_bytes=2400, max_item_bytes=800),
             params={"entity_type": "droid"},
-            options={"num_predict": 280},
+            options={"num_predict": 160},
             check=cited_ids_in_bundle,
             schema_for=_schema_citing(FoundEntities),
         ),

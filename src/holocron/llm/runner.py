@@ -56,6 +56,8 @@ log = logging.getLogger("holocron.llm.runner")
 BYTES_PER_TOKEN = 3.0
 """For a server whose tokenizer is not at hand: a cautious bytes-per-token (English runs about 4)."""
 WINDOW_MARGIN_TOKENS = 16
+FEEDBACK_CHARS = 400
+"""How much of an invalid answer, and of its error, is shown back to the model."""
 LLM_RUNS = "llm_runs"
 ARTIFACT_EXTENSIONS = {"prompt_text": "txt", "raw_response": "txt", "invalid_json_response": "txt"}
 
@@ -343,15 +345,16 @@ class LlmRunner:
         """Up to ``llm_attempts`` model calls; each invalid answer is fed back with its error."""
         settings = self.rt.settings
         provider = self.rt.chat_provider
-        messages = list(prepared.messages)
+        messages: list[dict[str, str]] = list(prepared.messages)
         attempts: list[Attempt] = []
         last: ChatResult | None = None
+        options = prepared.options
         schema = prepared.schema if settings.chat_constrained or settings.chat_provider != "local" else None
         for number in range(1, settings.llm_attempts + 1):
             checkpoint()
             started = time.perf_counter()
             try:
-                result = provider.chat(messages, schema=schema, options=prepared.options)
+                result = provider.chat(messages, schema=schema, options=options)
                 answer, error = self._validate(prepared, result)
             except InvalidOutputError as exc:  # the server ignored the schema: an invalid answer like any other
                 result = ChatResult(text=exc.text, model=prepared.identity.model_name, done_reason=None)
@@ -360,23 +363,52 @@ class LlmRunner:
                 raise JobError(f"the chat model failed: {exc}") from exc
             seconds = time.perf_counter() - started
             last = result
-            attempts.append(Attempt(number, error, result.text, seconds, result.metrics.to_json()))
+            metrics = {**result.metrics.to_json(), "num_predict": options.num_predict}
+            attempts.append(Attempt(number, error, result.text, seconds, metrics))
             if answer is not None:
                 return answer, attempts, last
             log.warning(
                 "%s: attempt %d of %d invalid: %s", prepared.interrogation.key, number, settings.llm_attempts, error
             )
             if number < settings.llm_attempts:
-                messages = [
-                    *messages,
-                    {"role": "assistant", "content": result.text},
-                    {
-                        "role": "user",
-                        "content": f"That answer was invalid: {error}. Answer again, only JSON under the schema.",
-                    },
-                ]
+                options = self._more_room(prepared, options, result)
+                again = self._feedback(provider, prepared, options, result.text, error or "invalid")
+                if again is None:
+                    log.warning("%s: no room in the window to ask again", prepared.interrogation.key)
+                    break
+                messages = again
                 self.sleep(backoff_delay(number, base=settings.llm_retry_backoff_s, cap=30.0, jitter=0.25))
         return None, attempts, last
+
+    def _feedback(
+        self, provider: ChatProvider, prepared: Prepared, options: ChatOptions, answer: str, error: str
+    ) -> list[dict[str, str]] | None:
+        """The question again with the last invalid answer (its start) and what was wrong with it; without the
+        answer when both would not fit the window; None when not even the error fits (no over-long prompt is
+        ever sent). Only the latest failure is fed back, so the prompt stays bounded."""
+        problem = error if len(error) <= FEEDBACK_CHARS else error[:FEEDBACK_CHARS] + "…"
+        feedback = {"role": "user", "content": f"That answer was invalid: {problem}. Answer again, only JSON."}
+        shown = answer if len(answer) <= FEEDBACK_CHARS else answer[:FEEDBACK_CHARS] + "…"
+        window = prepared.fit.get("context_length")
+        budget = window - (options.num_predict or 0) - WINDOW_MARGIN_TOKENS if window else None
+        for messages in (
+            [*prepared.messages, {"role": "assistant", "content": shown}, feedback],
+            [*prepared.messages, feedback],
+        ):
+            if budget is None or self._tokens(provider, messages) <= budget:
+                return messages
+        return None
+
+    @staticmethod
+    def _more_room(prepared: Prepared, options: ChatOptions, result: ChatResult) -> ChatOptions:
+        """An answer cut at ``num_predict`` gets twice the room on the next attempt, as far as the window allows:
+        telling the model to be brief does little; under a schema, a longer budget lets the answer close."""
+        if result.done_reason != "length" or not options.num_predict:
+            return options
+        window = prepared.fit.get("context_length")
+        headroom = (window - prepared.fit["prompt_tokens"] - WINDOW_MARGIN_TOKENS) if window else None
+        more = options.num_predict * 2 if headroom is None else min(options.num_predict * 2, headroom)
+        return replace(options, num_predict=more) if more > options.num_predict else options
 
     # -- the whole run ------------------------------------------------------------------------------------------
 

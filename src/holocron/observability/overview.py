@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Column, Table, func, select
 
 from holocron.store.database import Database, Tx
+from holocron.store.llm import list_llm_runs, llm_run_counts
 from holocron.store.schema import JOB_STATUSES, JOB_TYPES
 
 WAITING_STATUSES = ("NEW", "FAILED")
@@ -36,6 +37,10 @@ def _utc(value: Any) -> datetime | None:
     return None
 
 
+def _seconds(started: datetime | None, completed: datetime | None) -> float | None:
+    return round((completed - started).total_seconds(), 2) if started and completed else None
+
+
 def _iso(value: Any) -> str | None:
     parsed = _utc(value)
     return parsed.isoformat() if parsed else None
@@ -50,27 +55,35 @@ def compute_overview(
     buckets: int = 12,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Queue, runs, errors, spaces, sources and throughput, as of ``now``."""
+    """Queue, runs, errors, spaces, sources and throughput, as of ``now``; the LLM queue and runs under ``llm``."""
     now = now or datetime.now(UTC)
     with db.read() as tx:
+        vector, llm = tx.t.job, tx.t.llm_job
         return {
             "generated_utc": now.isoformat(),
-            "queue": _queue(tx, now),
+            "queue": _queue(tx, now, vector, vector.c.job_type, JOB_TYPES),
             "runs": _runs(tx, recent_runs),
-            "dead_letters": _problem_jobs(tx, "DEADLETTER", dead_letters),
-            "failed_jobs": _problem_jobs(tx, "FAILED", dead_letters),
+            "dead_letters": _problem_jobs(tx, vector, vector.c.job_type, "DEADLETTER", dead_letters),
+            "failed_jobs": _problem_jobs(tx, vector, vector.c.job_type, "FAILED", dead_letters),
             "spaces": space_coverage(tx),
             "sources": _sources(tx),
             "throughput": _throughput(tx, now, bucket_seconds, buckets),
+            "llm": {
+                "queue": _queue(tx, now, llm, llm.c.interrogation_key),
+                "runs": _llm_runs(tx, recent_runs),
+                "run_counts": llm_run_counts(tx),
+                "dead_letters": _problem_jobs(tx, llm, llm.c.interrogation_key, "DEADLETTER", dead_letters),
+                "pages_classified": int(tx.execute(select(func.count()).select_from(tx.t.source_page)).scalar_one()),
+            },
         }
 
 
-def _queue(tx: Tx, now: datetime) -> dict[str, Any]:
-    j = tx.t.job
+def _queue(tx: Tx, now: datetime, j: Table, type_column: Column[Any], order: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One queue's counts by status and by type (``order`` first, the rest by name)."""
     by_status = dict.fromkeys(JOB_STATUSES, 0)
     by_type: dict[str, dict[str, int]] = {}
     for job_type, status, n in tx.execute(
-        select(j.c.job_type, j.c.status, func.count()).group_by(j.c.job_type, j.c.status)
+        select(type_column, j.c.status, func.count()).group_by(type_column, j.c.status)
     ):
         by_status[status] = by_status.get(status, 0) + int(n)
         by_type.setdefault(job_type, dict.fromkeys(JOB_STATUSES, 0))[status] = int(n)
@@ -82,7 +95,7 @@ def _queue(tx: Tx, now: datetime) -> dict[str, Any]:
     oldest_dt = _utc(oldest)
     return {
         "by_status": by_status,
-        "by_type": {key: by_type[key] for key in JOB_TYPES if key in by_type},
+        "by_type": {key: by_type[key] for key in [*order, *sorted(set(by_type) - set(order))] if key in by_type},
         "total": sum(by_status.values()),
         "depth": sum(by_status[s] for s in WAITING_STATUSES),
         "available": int(ready),
@@ -108,7 +121,7 @@ def _runs(tx: Tx, limit: int) -> list[dict[str, Any]]:
                 "model_name": m["model_name"],
                 "started_utc": _iso(started),
                 "completed_utc": _iso(completed),
-                "seconds": round((completed - started).total_seconds(), 2) if started and completed else None,
+                "seconds": _seconds(started, completed),
                 "metrics": {key: metrics[key] for key in RUN_METRIC_KEYS if key in metrics},
                 "error": m["error"],
             }
@@ -116,11 +129,42 @@ def _runs(tx: Tx, limit: int) -> list[dict[str, Any]]:
     return out
 
 
-def _problem_jobs(tx: Tx, status: str, limit: int) -> dict[str, Any]:
-    j = tx.t.job
+def _llm_runs(tx: Tx, limit: int) -> list[dict[str, Any]]:
+    out = []
+    for run in list_llm_runs(tx, limit=limit):
+        started, completed = _utc(run["started_utc"]), _utc(run["completed_utc"])
+        metrics = run["metrics_json"] or {}
+        out.append(
+            {
+                "run_id": run["run_id"],
+                "job_id": run["job_id"],
+                "interrogation": run["interrogation_key"],
+                "subject": run["subject_key"],
+                "status": run["status"],
+                "stale": run["stale"],
+                "model_name": run["model_name"],
+                "started_utc": _iso(started),
+                "seconds": _seconds(started, completed),
+                "model_seconds": metrics.get("model_seconds"),
+                "attempts": metrics.get("attempts"),
+                "valid_on_attempt": metrics.get("valid_on_attempt"),
+                "error": run["error"],
+            }
+        )
+    return out
+
+
+def _problem_jobs(tx: Tx, j: Table, type_column: Column[Any], status: str, limit: int) -> dict[str, Any]:
     total = int(tx.execute(select(func.count()).select_from(j).where(j.c.status == status)).scalar_one())
     rows = tx.execute(
-        select(j.c.job_id, j.c.job_type, j.c.attempt_count, j.c.max_attempts, j.c.last_error, j.c.updated_utc)
+        select(
+            j.c.job_id,
+            type_column.label("job_type"),
+            j.c.attempt_count,
+            j.c.max_attempts,
+            j.c.last_error,
+            j.c.updated_utc,
+        )
         .where(j.c.status == status)
         .order_by(j.c.updated_utc.desc(), j.c.job_id.desc())
         .limit(limit)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +47,25 @@ class Hit:
     vector_score: float | None = None
     keyword_rank: int | None = None
     keyword_score: float | None = None
+
+    @classmethod
+    def of_chunk(cls, rank: int, score: float, row: Mapping[str, Any], **ranks: Any) -> Hit:
+        """A hit of a ``vector.chunk`` row joined with its source's title, type and system."""
+        return cls(
+            rank=rank,
+            score=score,
+            chunk_id=row["chunk_id"],
+            source_id=row["source_id"],
+            source_type=row["source_type"],
+            source_system=row["source_system"],
+            title=row["title"],
+            text=row["content"],
+            start_offset=int(row["start_offset"]),
+            end_offset=int(row["end_offset"]),
+            content_sha256=row["content_sha256"],
+            source_ref=dict(row["source_ref_json"] or {}),
+            **ranks,
+        )
 
     @property
     def evidence_id(self) -> str:
@@ -319,19 +338,10 @@ def _ms(since: float) -> float:
 
 
 def _hit(rank: int, candidate: _Candidate, row: dict[str, Any]) -> Hit:
-    return Hit(
-        rank=rank,
-        score=candidate.score,
-        chunk_id=row["chunk_id"],
-        source_id=row["source_id"],
-        source_type=row["source_type"],
-        source_system=row["source_system"],
-        title=row["title"],
-        text=row["content"],
-        start_offset=row["start_offset"],
-        end_offset=row["end_offset"],
-        content_sha256=row["content_sha256"],
-        source_ref=dict(row["source_ref_json"] or {}),
+    return Hit.of_chunk(
+        rank,
+        candidate.score,
+        row,
         vector_rank=candidate.vector_rank,
         vector_score=candidate.vector_score,
         keyword_rank=candidate.keyword_rank,

@@ -71,6 +71,29 @@ SHA = 64
 SOURCE_ID = 512
 
 
+def queue_columns() -> list[Column[Any] | CheckConstraint | Index]:
+    """What every queue table has besides its id, type and own columns: the columns the one queue
+    implementation (:mod:`holocron.jobs.queue`) claims, leases, fences and retries with, and their indexes."""
+    return [
+        Column("max_attempts", Integer, nullable=False),
+        Column("attempt_count", Integer, nullable=False, default=0),
+        Column("locked_by", String(200), nullable=True),
+        Column("locked_utc", UtcDateTime, nullable=True),
+        Column("lease_expires_utc", UtcDateTime, nullable=True),
+        Column("available_utc", UtcDateTime, nullable=False),
+        Column("last_error", Text, nullable=True),
+        Column("result_json", JsonType, nullable=True),
+        Column("created_utc", UtcDateTime, nullable=False),
+        Column("updated_utc", UtcDateTime, nullable=False),
+        Column("completed_utc", UtcDateTime, nullable=True),
+        # Migration 0003: a fresh token per claim; owner-only writes match on it (fencing).
+        Column("claim_token", String(36), nullable=True),
+        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in JOB_STATUSES) + ")", name="status"),
+        Index(None, "status", "priority", "available_utc"),
+        Index(None, "status", "lease_expires_utc"),
+    ]
+
+
 def table_name_for(uses_schemas: bool, schema: str, table: str) -> tuple[str, str | None]:
     """The one naming rule: ``vector.job`` on PostgreSQL, ``vector_job`` on SQLite."""
     return (table, schema) if uses_schemas else (f"{schema}_{table}", None)
@@ -323,23 +346,8 @@ def build_tables(uses_schemas: bool) -> Tables:
             nullable=True,
         ),
         Column("dedupe_key", String(500), nullable=True, unique=True),
-        Column("max_attempts", Integer, nullable=False),
-        Column("attempt_count", Integer, nullable=False, default=0),
-        Column("locked_by", String(200), nullable=True),
-        Column("locked_utc", UtcDateTime, nullable=True),
-        Column("lease_expires_utc", UtcDateTime, nullable=True),
-        Column("available_utc", UtcDateTime, nullable=False),
-        Column("last_error", Text, nullable=True),
-        Column("result_json", JsonType, nullable=True),
-        Column("created_utc", UtcDateTime, nullable=False),
-        Column("updated_utc", UtcDateTime, nullable=False),
-        Column("completed_utc", UtcDateTime, nullable=True),
-        # Migration 0003: a fresh token per claim; owner-only writes match on it (fencing).
-        Column("claim_token", String(36), nullable=True),
+        *queue_columns(),
         CheckConstraint("job_type IN (" + ", ".join(f"'{t}'" for t in JOB_TYPES) + ")", name="job_type"),
-        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in JOB_STATUSES) + ")", name="status"),
-        Index(None, "status", "priority", "available_utc"),
-        Index(None, "status", "lease_expires_utc"),
     )
 
     # Migration 0003: facts about this database itself (``store_id``: generated once per database).
@@ -454,21 +462,7 @@ def build_tables(uses_schemas: bool) -> Tables:
         Column("evidence_ref_json", JsonType, nullable=True),
         Column("subject_key", String(1000), nullable=False),
         Column("dedupe_key", String(1000), nullable=True, unique=True),
-        Column("max_attempts", Integer, nullable=False),
-        Column("attempt_count", Integer, nullable=False, default=0),
-        Column("locked_by", String(200), nullable=True),
-        Column("locked_utc", UtcDateTime, nullable=True),
-        Column("lease_expires_utc", UtcDateTime, nullable=True),
-        Column("available_utc", UtcDateTime, nullable=False),
-        Column("last_error", Text, nullable=True),
-        Column("result_json", JsonType, nullable=True),
-        Column("created_utc", UtcDateTime, nullable=False),
-        Column("updated_utc", UtcDateTime, nullable=False),
-        Column("completed_utc", UtcDateTime, nullable=True),
-        Column("claim_token", String(36), nullable=True),
-        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in JOB_STATUSES) + ")", name="status"),
-        Index(None, "status", "priority", "available_utc"),
-        Index(None, "status", "lease_expires_utc"),
+        *queue_columns(),
         Index(None, "subject_key"),
     )
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from holocron.api.deps import JobId, PageParams, State
+from holocron.api.deps import JobId, PageParams, State, changed_or_refused
 from holocron.api.models import EnqueueRequest, EnqueueResponse, JobIds, Page
 from holocron.jobs.models import JobStatus, JobType
 from holocron.observability.metrics import record_job_retry
@@ -51,12 +51,7 @@ def enqueue(body: EnqueueRequest, state: State) -> EnqueueResponse:
 
 
 def _one(job_id: int, state: State, changed: list[int], verb: str) -> JobIds:
-    if changed:
-        return JobIds(job_ids=changed)
-    job = state.queue.get(job_id)
-    if job is None:
-        raise HTTPException(status_code=404, detail=f"no job {job_id}")
-    raise HTTPException(status_code=409, detail=f"job {job_id} is {job.status.value} and cannot be {verb}")
+    return changed_or_refused(state.queue, job_id, changed, verb)
 
 
 @router.post(

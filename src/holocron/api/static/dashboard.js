@@ -30,14 +30,14 @@ function emptyRow(colspan, text) {
   return el("tr", {}, el("td", { colspan: String(colspan), class: "muted" }, text));
 }
 
-function jobRows(body, jobs, label) {
+function jobRows(body, jobs, label, queue = "vector") {
   body.replaceChildren(
     ...(jobs.items.length
       ? jobs.items.map((job) =>
           el("tr", { dataset: { jobId: job.job_id } },
             el("td", {}, job.job_id), el("td", {}, job.job_type), el("td", {}, `${job.attempts}/${job.max_attempts}`),
             el("td", { class: "reason" }, job.reason || ""),
-            el("td", {}, el("button", { class: "retry", dataset: { jobId: job.job_id } }, label))))
+            el("td", {}, el("button", { class: "retry", dataset: { jobId: job.job_id, queue } }, label))))
       : [emptyRow(5, "none")]),
   );
 }
@@ -102,9 +102,29 @@ function render(o) {
         })
       : [emptyRow(5, "no spaces yet")]),
   );
+  renderLlm(o.llm);
   setText('[data-testid="sources-total"]', o.sources.total);
   setText('[data-testid="chunks-total"]', o.sources.chunks);
   setText("#sources-by-status", Object.entries(o.sources.by_status).map(([k, v]) => `${k} ${v}`).join(", "));
+}
+
+function renderLlm(llm) {
+  setText('[data-testid="llm-depth"]', llm.queue.depth);
+  setText('[data-testid="llm-succeeded"]', llm.run_counts.SUCCEEDED ?? 0);
+  setText('[data-testid="llm-deadletter"]', llm.dead_letters.total);
+  setText('[data-testid="llm-stale"]', llm.run_counts.stale ?? 0);
+  setText('[data-testid="llm-pages"]', llm.pages_classified);
+  document.getElementById("llm-runs-body").replaceChildren(
+    ...(llm.runs.length
+      ? llm.runs.map((r) =>
+          el("tr", { dataset: { runId: r.run_id } }, el("td", {}, stamp(r.started_utc)), el("td", {}, r.interrogation),
+            el("td", { class: "reason" }, r.subject || ""),
+            el("td", { class: `status-${r.status.toLowerCase()}` }, r.status + (r.stale ? " (stale)" : "")),
+            el("td", {}, r.valid_on_attempt ?? ""), el("td", {}, r.model_seconds ?? ""), el("td", {}, r.seconds ?? ""),
+            el("td", { class: "reason" }, r.error || "")))
+      : [emptyRow(8, "no answers yet")]),
+  );
+  jobRows(document.getElementById("llm-deadletters"), llm.dead_letters, "Retry", "llm");
 }
 
 async function refresh() {
@@ -120,7 +140,8 @@ async function refresh() {
 async function retry(button) {
   button.disabled = true;
   button.textContent = "retrying…";
-  const response = await fetch(`/api/jobs/${button.dataset.jobId}/retry`, { method: "POST" });
+  const prefix = button.dataset.queue === "llm" ? "/api/llm/jobs" : "/api/jobs";
+  const response = await fetch(`${prefix}/${button.dataset.jobId}/retry`, { method: "POST" });
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     button.textContent = body.detail || `failed (${response.status})`;
