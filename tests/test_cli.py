@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from typer.core import TyperArgument, TyperOption
 from typer.testing import CliRunner, Result
 
+from chat_servers import ChatScript, scripted_chat_server
 from holocron.api import create_app
 from holocron.api.models import HitOut, RunOut, SearchResponse, SpaceOut
 from holocron.cli.app import app, version
@@ -463,6 +464,47 @@ def test_db_status_and_upgrade_json(home: Path) -> None:
 
 
 # --- the queue: worker, jobs, runs of jobs --------------------------------------------------------------------
+
+
+def test_llm_enqueue_worker_runs_show_artifacts_and_pages(
+    home: Path, tmp_path: Path, model_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = '{"primary_type":"concept_or_method","confidence":70}'
+    with scripted_chat_server(ChatScript(model="fake-chat", answer=answer)) as (chat_url, script):
+        monkeypatch.setenv("HOLOCRON_CHAT_PROVIDER", "ollama")
+        monkeypatch.setenv("HOLOCRON_CHAT_BASE_URL", chat_url)
+        monkeypatch.setenv("HOLOCRON_CHAT_MODEL", "fake-chat")
+        cli_json(home, "ingest", "--no-enqueue", str(write_pages(tmp_path / "pages")))
+        cli_json(home, "index")
+        keys = {t["key"] for t in cli_json(home, "llm", "types")}
+        assert {"page_classification", "sw_entity_facts", "entity_extraction_droid"} <= keys
+        assert "unknown interrogation" in cli_error(home, "llm", "enqueue", "no_such_question", "--all")
+        assert "entity" in cli_error(home, "llm", "enqueue", "sw_entity_facts", "--all")
+        assert cli_json(home, "llm", "jobs") == []
+
+        made = cli_json(home, "llm", "enqueue", "page_classification", "--all")
+        assert len(made["job_ids"]) == len(PAGES) and made["existing_job_ids"] == []
+        again = cli_json(home, "llm", "enqueue", "page_classification", "--all")
+        assert again == {"job_ids": [], "existing_job_ids": made["job_ids"]}
+        dry = cli_json(home, "worker", "--dry-run", "--queues", "llm")
+        assert {j["queue"] for j in dry} == {"llm"} and len(dry) == len(PAGES)
+        report = cli_json(home, "worker", "--once", "--queues", "llm")
+        assert report["succeeded"] == len(PAGES) and report["failed"] == 0
+        assert len(script.chat_requests) == len(PAGES)
+
+        runs = cli_json(home, "llm", "runs")
+        assert len(runs) == len(PAGES) and {r["status"] for r in runs} == {"SUCCEEDED"}
+        run_id = runs[0]["run_id"]
+        shown = cli_json(home, "llm", "show", run_id[:8])
+        assert shown["run_id"] == run_id and shown["parsed_output"]["primary_type"] == "concept_or_method"
+        assert shown["evidence"] and "llm show" not in cli(home, "llm", "show", run_id).stdout
+        listed = cli_json(home, "llm", "artifacts", run_id)
+        assert "raw_response" in {a["artifact_type"] for a in listed}
+        assert cli(home, "llm", "artifacts", run_id, "--type", "raw_response").stdout.strip() == answer
+        pages = cli_json(home, "llm", "pages")
+        assert len(pages) == len(PAGES) and {p["primary_type"] for p in pages} == {"concept_or_method"}
+        assert cli_json(home, "llm", "refresh") == {"job_ids": [], "existing_job_ids": []}
+        assert "no run" in cli_error(home, "llm", "show", "ffffffff")
 
 
 def test_jobs_worker_and_runs(home: Path, tmp_path: Path, model_url: str) -> None:

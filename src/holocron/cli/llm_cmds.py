@@ -111,7 +111,7 @@ def enqueue(
     created = [e.job.job_id for e in enqueued if e.created]
     existing = [e.job.job_id for e in enqueued if not e.created]
     if as_json:
-        print_json({"created": created, "existing": existing})
+        print_json({"job_ids": created, "existing_job_ids": existing})  # the shape of `jobs enqueue --json`
         return
     console.print(
         f"queued {len(created)} {interrogation} jobs"
@@ -197,7 +197,7 @@ def runs(
             offset=offset,
         )
     if as_json:
-        print_json({"items": listing.items, "total": listing.total, "limit": limit, "offset": offset})
+        print_json(listing.items)
         return
     print_table(
         f"llm runs ({listing.total})",
@@ -313,7 +313,7 @@ def refresh(
     created = [e.job.job_id for e in enqueued if e.created]
     existing = [e.job.job_id for e in enqueued if not e.created]
     if as_json:
-        print_json({"created": created, "existing": existing})
+        print_json({"job_ids": created, "existing_job_ids": existing})  # the shape of `jobs enqueue --json`
         return
     console.print(
         f"{len(created)} stale answers queued again" + (f"; {len(existing)} already queued" if existing else "")
