@@ -6,6 +6,7 @@ them before it stores anything, so a handler never sees a malformed one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -67,27 +68,34 @@ class QueuedJob:
     read any other way. Never shown: whoever holds it can act as the job's owner."""
 
     @staticmethod
-    def queue_fields(row: Any, with_claim_token: bool) -> dict[str, Any]:
-        """The common columns of a queue row; only a claim passes ``with_claim_token``."""
+    def queue_fields(row: Any, with_claim_token: bool, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The common columns of a queue row; only a claim passes ``with_claim_token``. ``names`` maps the
+        queue's column names to a table's own where they differ (``attempt_count`` -> ``attempt``)."""
         m = row._mapping
+        renamed = names or {}
+
+        def get(key: str) -> Any:
+            return m.get(renamed.get(key, key))
+
+        result = get("result_json")
         return {
-            "job_id": int(m["job_id"]),
-            "status": JobStatus(m["status"]),
-            "priority": int(m["priority"]),
-            "input": dict(m["input_json"] or {}),
-            "dedupe_key": m["dedupe_key"],
-            "max_attempts": int(m["max_attempts"]),
-            "attempt_count": int(m["attempt_count"]),
-            "locked_by": m["locked_by"],
-            "locked_utc": m["locked_utc"],
-            "lease_expires_utc": m["lease_expires_utc"],
-            "available_utc": m["available_utc"],
-            "last_error": m["last_error"],
-            "result": dict(m["result_json"]) if m["result_json"] is not None else None,
-            "created_utc": m["created_utc"],
-            "updated_utc": m["updated_utc"],
-            "completed_utc": m["completed_utc"],
-            "claim_token": m.get("claim_token") if with_claim_token else None,
+            "job_id": int(get("job_id")),
+            "status": JobStatus(get("status")),
+            "priority": int(get("priority")),
+            "input": dict(get("input_json") or {}),
+            "dedupe_key": get("dedupe_key"),
+            "max_attempts": int(get("max_attempts")),
+            "attempt_count": int(get("attempt_count")),
+            "locked_by": get("locked_by"),
+            "locked_utc": get("locked_utc"),
+            "lease_expires_utc": get("lease_expires_utc"),
+            "available_utc": get("available_utc"),
+            "last_error": get("last_error"),
+            "result": dict(result) if result is not None else None,
+            "created_utc": get("created_utc"),
+            "updated_utc": get("updated_utc"),
+            "completed_utc": get("completed_utc"),
+            "claim_token": get("claim_token") if with_claim_token else None,
         }
 
     def to_json(self) -> dict[str, Any]:

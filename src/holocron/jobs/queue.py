@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypedDict, TypeVar, Unpack
+from typing import Any, Generic, Literal, Protocol, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
@@ -137,8 +137,9 @@ class QueueKind(Generic[J]):
 
     name: str
     job_table: Callable[[Tables], Table]
-    run_table: Callable[[Tables], Table]
-    """Its runs (``job_id``, ``status``, ``error``, ``completed_utc``): a reclaimed job's open run is closed."""
+    run_table: Callable[[Tables], Table] | None
+    """Its runs (``job_id``, ``status``, ``error``, ``completed_utc``): a reclaimed job's open run is closed.
+    None for a queue whose items have no run of their own (a crawl's work items belong to the crawl's run)."""
     type_column: str
     route_column: str | None
     prepare: Callable[[NewJob], PreparedJob]
@@ -147,9 +148,12 @@ class QueueKind(Generic[J]):
     """The job of a row; the flag is True only for a claim (the row's token goes to the claimer)."""
     check: Callable[[Tx, Sequence[PreparedJob]], None] | None = None
     """Checks against the store inside the enqueue's transaction (the spaces named exist)."""
+    dedupe_while: Literal["unfinished", "always"] = "unfinished"
+    """``unfinished``: a finished job frees its dedupe key (asking again is a new job); ``always``: the key is
+    the item's identity for good (a page found twice in a crawl is fetched once)."""
 
-    def tables(self, tx: Tx) -> tuple[Table, Table]:
-        return self.job_table(tx.t), self.run_table(tx.t)
+    def tables(self, tx: Tx) -> tuple[Table, Table | None]:
+        return self.job_table(tx.t), self.run_table(tx.t) if self.run_table is not None else None
 
     def type_of(self, j: Table) -> Any:
         return j.c[self.type_column]
@@ -229,9 +233,9 @@ def _lease_expires() -> Any:
     return db_now(bindparam("p_lease", type_=Float()))
 
 
-def _tables(kind: QueueKind[Any], dialect: str) -> tuple[Table, Table]:
+def _tables(kind: QueueKind[Any], dialect: str) -> tuple[Table, Table | None]:
     t = tables_for(dialect)
-    return kind.job_table(t), kind.run_table(t)
+    return kind.job_table(t), kind.run_table(t) if kind.run_table is not None else None
 
 
 @functools.cache
@@ -265,7 +269,7 @@ def _claim_sql(kind: QueueKind[Any], dialect: str, by_type: bool, by_route: bool
 
 
 @functools.cache
-def _reclaim_sql(kind: QueueKind[Any], dialect: str) -> tuple[Update, Update, Update]:
+def _reclaim_sql(kind: QueueKind[Any], dialect: str) -> tuple[Update, Update, Update | None]:
     """Expired leases: out of attempts -> DEADLETTER, otherwise FAILED and ready now; close their open runs."""
     j, r = _tables(kind, dialect)
     now = db_now()
@@ -284,6 +288,8 @@ def _reclaim_sql(kind: QueueKind[Any], dialect: str) -> tuple[Update, Update, Up
         .values(status=JobStatus.FAILED.value, available_utc=now, **common)
         .returning(j.c.job_id)
     )
+    if r is None:
+        return dead, retried, None
     runs = (
         update(r)
         .where(r.c.job_id.in_(bindparam("p_job_ids", expanding=True)), r.c.status == "RUNNING")
@@ -322,6 +328,11 @@ def _progress_sql(kind: QueueKind[Any], dialect: str) -> Update:
     return update(j).where(_owned(j)).values(result_json=bindparam("p_result", type_=j.c.result_json.type))
 
 
+def _freed_dedupe(kind: QueueKind[Any]) -> dict[str, Any]:
+    """The values that free a finished job's dedupe key, when its kind frees it."""
+    return {"dedupe_key": None} if kind.dedupe_while == "unfinished" else {}
+
+
 @functools.cache
 def _succeed_sql(kind: QueueKind[Any], dialect: str) -> Update:
     j, _ = _tables(kind, dialect)
@@ -332,7 +343,7 @@ def _succeed_sql(kind: QueueKind[Any], dialect: str) -> Update:
         .values(
             status=JobStatus.SUCCEEDED.value,
             result_json=bindparam("p_result", type_=j.c.result_json.type),
-            dedupe_key=None,
+            **_freed_dedupe(kind),
             lease_expires_utc=None,
             claim_token=None,
             completed_utc=now,
@@ -550,7 +561,7 @@ class Queue(Generic[J]):
         dead_sql, retried_sql, runs_sql = _reclaim_sql(self.kind, tx.dialect)
         dead = list(tx.execute(dead_sql).scalars())
         retried = list(tx.execute(retried_sql).scalars())
-        if dead or retried:
+        if (dead or retried) and runs_sql is not None:
             # The runs those workers left open will never be finished by them.
             tx.execute(runs_sql, {"p_job_ids": dead + retried})
         return Reclaimed(retried=sorted(retried), deadlettered=sorted(dead))
@@ -635,7 +646,7 @@ class Queue(Generic[J]):
         row = tx.execute(query).first()
         if row is None:
             return None
-        attempts = int(row.attempt_count)
+        attempts = int(row._mapping[j.c.attempt_count])  # by column: a kind may name it otherwise
         now = db_now()
         values: dict[str, Any] = {
             "last_error": error[:ERROR_MAX_CHARS],
@@ -644,7 +655,7 @@ class Queue(Generic[J]):
             "updated_utc": now,
         }
         delay: float | None = None
-        if permanent or attempts >= int(row.max_attempts):
+        if permanent or attempts >= int(row._mapping[j.c.max_attempts]):
             status = JobStatus.DEADLETTER
             values["completed_utc"] = now
         else:
@@ -742,7 +753,7 @@ class Queue(Generic[J]):
                     )
                     .values(
                         status=JobStatus.CANCELLED.value,
-                        dedupe_key=None,
+                        **_freed_dedupe(self.kind),
                         lease_expires_utc=None,
                         claim_token=None,
                         completed_utc=now,

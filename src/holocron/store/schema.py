@@ -7,6 +7,7 @@ built once per flavour by :func:`build_tables`; the store picks the flavour from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
-from holocron.store.types import JsonType, UtcDateTime, VectorType
+from holocron.store.types import JsonType, UtcDateTime, VectorType, WorkItemStatus
 
 SCHEMAS = ("ingest", "vector", "llm", "lake")
 """The schemas of the first migration; ``sem`` (semantic facts derived from the LLM's answers) came with 0004."""
@@ -69,27 +70,52 @@ NAMING_CONVENTION: dict[str, object] = {
 # Identifier widths
 SHA = 64
 SOURCE_ID = 512
+WORK_ITEM_STATUSES = ("pending", "claimed", "completed", "failed")
+WORK_ITEM_NAMES = {
+    "attempt_count": "attempt",
+    "locked_by": "claimed_by",
+    "locked_utc": "claimed_at",
+    "lease_expires_utc": "lease_expires_at",
+}
+"""``ingest.work_items``' names (the inventory's) for the queue columns that carry another name elsewhere."""
+EXCHANGE_TYPES = ("http", "mediawiki", "openalex", "llm", "file")
 
 
-def queue_columns() -> list[Column[Any] | CheckConstraint | Index]:
+def queue_columns(
+    names: Mapping[str, str] | None = None, *, status: Any = None, statuses: tuple[str, ...] = JOB_STATUSES
+) -> list[Column[Any] | CheckConstraint | Index]:
     """What every queue table has besides its id, type and own columns: the columns the one queue
-    implementation (:mod:`holocron.jobs.queue`) claims, leases, fences and retries with, and their indexes."""
+    implementation (:mod:`holocron.jobs.queue`) claims, leases, fences and retries with, and their indexes.
+
+    ``names`` gives a column another name in the database (``attempt_count`` -> ``attempt``); the queue's code
+    still finds it under its own name (the column's ``key``). ``status`` is the status column's type and
+    ``statuses`` what the database may hold in it."""
+    renamed = dict(names or {})
+
+    def column(key: str, *args: Any, **kwargs: Any) -> Column[Any]:
+        return Column(renamed.get(key, key), *args, key=key, **kwargs)
+
     return [
-        Column("max_attempts", Integer, nullable=False),
-        Column("attempt_count", Integer, nullable=False, default=0),
-        Column("locked_by", String(200), nullable=True),
-        Column("locked_utc", UtcDateTime, nullable=True),
-        Column("lease_expires_utc", UtcDateTime, nullable=True),
-        Column("available_utc", UtcDateTime, nullable=False),
-        Column("last_error", Text, nullable=True),
-        Column("result_json", JsonType, nullable=True),
-        Column("created_utc", UtcDateTime, nullable=False),
-        Column("updated_utc", UtcDateTime, nullable=False),
-        Column("completed_utc", UtcDateTime, nullable=True),
+        column("status", status if status is not None else String(20), nullable=False),
+        column("priority", Integer, nullable=False, default=0),
+        column("input_json", JsonType, nullable=False),
+        column("max_attempts", Integer, nullable=False),
+        column("attempt_count", Integer, nullable=False, default=0),
+        column("locked_by", String(200), nullable=True),
+        column("locked_utc", UtcDateTime, nullable=True),
+        column("lease_expires_utc", UtcDateTime, nullable=True),
+        column("available_utc", UtcDateTime, nullable=False),
+        column("last_error", Text, nullable=True),
+        column("result_json", JsonType, nullable=True),
+        column("created_utc", UtcDateTime, nullable=False),
+        column("updated_utc", UtcDateTime, nullable=False),
+        column("completed_utc", UtcDateTime, nullable=True),
         # Migration 0003: a fresh token per claim; owner-only writes match on it (fencing).
-        Column("claim_token", String(36), nullable=True),
-        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in JOB_STATUSES) + ")", name="status"),
-        Index(None, "status", "priority", "available_utc"),
+        column("claim_token", String(36), nullable=True),
+        CheckConstraint(
+            f"{renamed.get('status', 'status')} IN (" + ", ".join(f"'{s}'" for s in statuses) + ")", name="status"
+        ),
+        Index(None, "status", "priority", "available_utc"),  # indexes name columns by their keys
         Index(None, "status", "lease_expires_utc"),
     ]
 
@@ -127,6 +153,10 @@ class Tables:
     llm_artifact: Table
     llm_run_evidence: Table
     source_page: Table
+    work_items: Table
+    crawl_run: Table
+    crawl_control: Table
+    raw_exchange_record: Table
 
     def qualified(self, table: Table) -> str:
         """The name to use in hand-written SQL (FTS triggers, pgvector indexes)."""
@@ -176,6 +206,13 @@ def build_tables(uses_schemas: bool) -> Tables:
         Column("hash_sha256", String(SHA), nullable=False),
         Column("run_id", String(36), nullable=True),
         Column("fetched_at_utc", UtcDateTime, nullable=False),
+        # Migration 0005: the rest of the audit trail of a fetched response.
+        Column("request_headers", JsonType, nullable=True),
+        Column("requested_at_utc", UtcDateTime, nullable=True),
+        Column("responded_at_utc", UtcDateTime, nullable=True),
+        Column("duration_ms", Float, nullable=True),
+        Column("error_message", Text, nullable=True),
+        Column("work_item_id", BigInteger, nullable=True),
         UniqueConstraint("source_system", "resource_id", "hash_sha256"),
         Index(None, "source_system", "resource_id"),
         Index(None, "fetched_at_utc"),
@@ -336,9 +373,6 @@ def build_tables(uses_schemas: bool) -> Tables:
         "job",
         Column("job_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
         Column("job_type", String(30), nullable=False),
-        Column("status", String(20), nullable=False),
-        Column("priority", Integer, nullable=False, default=0),
-        Column("input_json", JsonType, nullable=False),
         Column(
             "embedding_space_id",
             Integer,
@@ -456,9 +490,6 @@ def build_tables(uses_schemas: bool) -> Tables:
         "job",
         Column("job_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
         Column("interrogation_key", String(100), nullable=False),
-        Column("status", String(20), nullable=False),
-        Column("priority", Integer, nullable=False, default=0),
-        Column("input_json", JsonType, nullable=False),
         Column("evidence_ref_json", JsonType, nullable=True),
         Column("subject_key", String(1000), nullable=False),
         Column("dedupe_key", String(1000), nullable=True, unique=True),
@@ -538,6 +569,83 @@ def build_tables(uses_schemas: bool) -> Tables:
         Index(None, "primary_type"),
     )
 
+    # Migration 0005: the crawl. ``ingest.work_items`` is a queue table with the inventory's column names; the
+    # queue's code reaches them under its own names (see queue_columns) and its states through WorkItemStatus.
+    work_items = table(
+        "ingest",
+        "work_items",
+        Column(
+            "work_item_id",
+            BigInteger().with_variant(Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+            key="job_id",
+        ),
+        Column("source_system", String(200), nullable=False),
+        Column("source_name", String(200), nullable=False),
+        Column("resource_type", String(50), nullable=False),
+        Column("resource_id", String(SOURCE_ID), nullable=False),
+        Column("variant", String(100), nullable=False, default=""),
+        Column("request_uri", Text, nullable=False),
+        Column("dedupe_key", String(1000), nullable=True, unique=True),
+        Column("depth", Integer, nullable=False, default=0),
+        Column("crawl_run_id", String(36), nullable=True),
+        *queue_columns(WORK_ITEM_NAMES, status=WorkItemStatus(), statuses=WORK_ITEM_STATUSES),
+        UniqueConstraint(
+            "source_system",
+            "source_name",
+            "resource_type",
+            "resource_id",
+            "variant",
+            name="uq_ingest_work_items_identity",
+        ),
+    )
+
+    crawl_run = table(
+        "ingest",
+        "crawl_run",
+        Column("run_id", String(36), primary_key=True),
+        Column("status", String(20), nullable=False),
+        Column("config_json", JsonType, nullable=False),
+        Column("stats_json", JsonType, nullable=False),
+        Column("worker_id", String(200), nullable=True),
+        Column("host", String(200), nullable=True),
+        Column("pid", Integer, nullable=True),
+        Column("error", Text, nullable=True),
+        Column("started_utc", UtcDateTime, nullable=False),
+        Column("completed_utc", UtcDateTime, nullable=True),
+        CheckConstraint("status IN ('RUNNING', 'SUCCEEDED', 'FAILED')", name="status"),
+        Index(None, "started_utc"),
+    )
+
+    # One row per scope ("*": every source): what every crawler obeys, on every machine.
+    crawl_control = table(
+        "ingest",
+        "crawl_control",
+        Column("scope", String(200), primary_key=True),
+        Column("state", String(20), nullable=False),
+        Column("reason", Text, nullable=True),
+        Column("updated_by", String(200), nullable=True),
+        Column("updated_utc", UtcDateTime, nullable=False),
+        CheckConstraint("state IN ('running', 'paused', 'draining')", name="state"),
+    )
+
+    raw_exchange_record = table(
+        "lake",
+        "raw_exchange_record",
+        Column("exchange_id", String(36), primary_key=True),
+        Column("exchange_type", String(20), nullable=False),
+        Column("natural_key", String(1000), nullable=False),
+        Column("payload_json", JsonType, nullable=False),
+        Column("content_sha256", String(SHA), nullable=False),
+        Column("source_entity", String(200), nullable=True),
+        Column("observed_at_utc", UtcDateTime, nullable=False),
+        Column("created_at_utc", UtcDateTime, nullable=False),
+        UniqueConstraint("exchange_type", "natural_key", "content_sha256", name="uq_lake_raw_exchange_record_version"),
+        CheckConstraint("exchange_type IN (" + ", ".join(f"'{t}'" for t in EXCHANGE_TYPES) + ")", name="exchange_type"),
+        Index(None, "exchange_type", "natural_key"),
+    )
+
     return Tables(
         metadata=metadata,
         uses_schemas=uses_schemas,
@@ -560,6 +668,10 @@ def build_tables(uses_schemas: bool) -> Tables:
         llm_artifact=llm_artifact,
         llm_run_evidence=llm_run_evidence,
         source_page=source_page,
+        work_items=work_items,
+        crawl_run=crawl_run,
+        crawl_control=crawl_control,
+        raw_exchange_record=raw_exchange_record,
     )
 
 

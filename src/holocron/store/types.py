@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from sqlalchemy import JSON, DateTime, Float, LargeBinary, literal
+from sqlalchemy import JSON, DateTime, Float, LargeBinary, String, literal
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import CompileError
@@ -193,3 +193,37 @@ class PgHnswParams:
             raise ValueError("hnsw ef_construction must be between 4 and 1000 and at least 2 * m")
         if not 1 <= self.ef_search <= 1000:
             raise ValueError("hnsw ef_search must be between 1 and 1000")
+
+
+class WorkItemStatus(TypeDecorator[str]):
+    """``ingest.work_items.status`` as the inventory names its states, read and written as the queue's.
+
+    The one queue implementation speaks ``NEW``/``RUNNING``/``SUCCEEDED``/``FAILED``/``DEADLETTER``; the work
+    items table keeps ``pending``/``claimed``/``completed``/``failed``. A failed attempt that will be retried is
+    ``pending`` again (with its attempt count and last error), and a dead letter or a cancelled item is
+    ``failed``: on reading, ``pending`` is ``NEW`` and ``failed`` is ``DEADLETTER``.
+    """
+
+    impl = String(20)
+    cache_ok = True
+
+    STORED: ClassVar[dict[str, str]] = {
+        "NEW": "pending",
+        "FAILED": "pending",
+        "RUNNING": "claimed",
+        "SUCCEEDED": "completed",
+        "DEADLETTER": "failed",
+        "CANCELLED": "failed",
+    }
+    READ: ClassVar[dict[str, str]] = {
+        "pending": "NEW",
+        "claimed": "RUNNING",
+        "completed": "SUCCEEDED",
+        "failed": "DEADLETTER",
+    }
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.STORED.get(str(value), str(value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.READ.get(value, value)
