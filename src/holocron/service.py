@@ -29,6 +29,7 @@ from holocron.jobs.handlers import enqueue_indexing
 from holocron.jobs.models import PAYLOADS, ChunkPolicySpec, InvalidPayloadError, Job, JobType, parse_job_type
 from holocron.jobs.queue import Enqueued, JobQueue, NewJob
 from holocron.lake import write_artifact
+from holocron.lake.exchange import ExportReport, ImportReport, export_records, import_records
 from holocron.llm.interrogations import InterrogationRegistry, build_registry
 from holocron.llm.lane import LlmLane
 from holocron.llm.providers import build_chat_from_settings
@@ -761,3 +762,12 @@ class Holocron:
     def register_records(self, records: Sequence[RawRecord]) -> RegisterResult:
         """Store raw records (already read by the caller, e.g. a benchmark's corpus) as sources."""
         return register_records(self.db, records)
+
+    def lake_export(self, path: Path, *, fmt: str = "jsonl", types: Sequence[str] | None = None) -> ExportReport:
+        """Write this installation's snapshot (raw pages, LLM artifacts and runs) to an exchange file, and
+        record each snapshot in ``lake.raw_exchange_record`` (see :mod:`holocron.lake.exchange`)."""
+        return export_records(self.db, path, fmt=fmt, types=types)
+
+    def lake_import(self, path: Path) -> ImportReport:
+        """Load an exchange file idempotently: raw pages get their raw record back, bad lines are reported."""
+        return import_records(self.db, path)

@@ -16,6 +16,7 @@ from holocron.cli import (
     db_cmds,
     index_cmds,
     jobs_cmds,
+    lake_cmds,
     llm_cmds,
     providers_cmds,
     search_cmds,
@@ -150,6 +151,7 @@ search_cmds.register(app)
 serve_cmds.register(app)
 jobs_cmds.register(app)
 llm_cmds.register(app)
+lake_cmds.register(app)
 providers_cmds.register(app, spaces_cmds.app)
 app.add_typer(spaces_cmds.app, name="spaces")
 app.add_typer(db_cmds.app, name="db")
