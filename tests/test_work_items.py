@@ -122,3 +122,29 @@ def test_bad_items_are_rejected_and_nothing_is_stored(db: Database) -> None:
     with pytest.raises(InvalidPayloadError, match="control character"):
         queue.enqueue("page", {**good, "resource_id": "a\x1fb"})
     assert queue.count() == 0
+
+
+def test_a_retry_after_floors_the_backoff_and_sources_route_the_claims(db: Database) -> None:
+    queue = WorkItemQueue(db, retry_base_s=0.0, retry_cap_s=0.0)
+    queue.enqueue("page", item("Chess"))
+    other = item("Go").model_copy(update={"source_name": "other.wiki"})
+    queue.enqueue("page", other)
+    assert queue.claim("c", lease_seconds=30, spaces=["nowhere"]) is None
+    claimed = queue.claim("c", lease_seconds=30, spaces=["other.wiki"])
+    assert claimed is not None and claimed.resource_id == "Go"
+    outcome = queue.fail(claimed, "HTTP 429 Too Many Requests", not_before_s=120)
+    assert outcome is not None and outcome.retry_in_seconds is not None and outcome.retry_in_seconds >= 120
+    assert queue.claim("c", lease_seconds=30, spaces=["other.wiki"]) is None  # not before two minutes
+
+
+def test_completed_items_are_reopened_for_a_refresh(db: Database) -> None:
+    queue = WorkItemQueue(db)
+    made = queue.enqueue("page", item("Chess")).job
+    claimed = queue.claim("c", lease_seconds=30)
+    assert claimed is not None and queue.succeed(claimed)
+    table = queue.kind.job_table(db.t)
+    with db.write() as tx:
+        assert queue.reopen_in(tx, table.c.source_name == "en.wikipedia.org") == [made.job_id]
+    row = stored(db, made.job_id)
+    assert row["status"] == "pending" and row["attempt"] == 0
+    assert not queue.enqueue("page", item("Chess")).created  # still the item's identity

@@ -104,12 +104,11 @@ def _prepare(item: NewJob) -> PreparedJob:
     return PreparedJob(
         job_type=parsed.resource_type,
         input_json=parsed.model_dump(mode="json"),
-        route=None,
+        route=parsed.source_name,
         default_priority=0,
         default_max_attempts=DEFAULT_MAX_ATTEMPTS,
         extra={
             "source_system": parsed.source_system,
-            "source_name": parsed.source_name,
             "resource_id": parsed.resource_id,
             "variant": parsed.variant,
             "request_uri": parsed.request_uri,
@@ -125,7 +124,7 @@ WORK_ITEM_QUEUE: QueueKind[WorkItem] = QueueKind(
     job_table=lambda t: t.work_items,
     run_table=None,
     type_column="resource_type",
-    route_column=None,
+    route_column="source_name",
     prepare=_prepare,
     from_row=lambda row, with_claim_token: WorkItem.from_row(row, with_claim_token=with_claim_token),
     dedupe_while="always",

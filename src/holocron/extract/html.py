@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -689,3 +689,20 @@ class _Renderer:
         if self.lines:
             self.blocks.append(self.lines)
             self.lines = []
+
+
+def page_links(html: str, base_url: str) -> list[str]:
+    """The absolute http(s) URLs a page's ``<a href>`` point to, in order, once each, without fragments
+    (a crawl's discovery). A ``<base href>`` is honoured; nesting is bounded as for extraction."""
+    tree = LexborHTMLParser(limit_nesting(html))
+    base = _attr(tree, "base[href]", "href")
+    root = urljoin(base_url, base) if base else base_url
+    found: dict[str, None] = {}
+    for node in tree.css("a[href]"):
+        href = (node.attributes.get("href") or "").strip()
+        if not href or href.startswith(("#", "javascript:", "mailto:")):
+            continue
+        url, _ = urldefrag(urljoin(root, href))
+        if urlsplit(url).scheme in ("http", "https"):
+            found[url] = None
+    return list(found)

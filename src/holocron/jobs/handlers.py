@@ -98,6 +98,18 @@ def enqueue_indexing(
                     (row.source_id, row.content_sha256)
                     for row in tx.execute(query.where(reg.c.source_id.in_(page)).order_by(reg.c.source_id))
                 )
+    return queue.enqueue_many(chunk_jobs(space_id, pairs, policy=policy, batch_sources=batch_sources))
+
+
+def chunk_jobs(
+    space_id: int,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    policy: ChunkPolicy | None,
+    batch_sources: int = CHUNK_JOB_SOURCES,
+) -> list[NewJob]:
+    """The CHUNK_SOURCE jobs for ``(source_id, content_sha256)`` pairs: the trigger of every write path that
+    stores new content (ingest, crawl), enqueued by the caller in its own transaction or in one of its own."""
     carried = {"chunk_policy": ChunkPolicySpec.of(policy).model_dump(mode="json")} if policy is not None else {}
     jobs = []
     for start in range(0, len(pairs), batch_sources):
@@ -109,7 +121,7 @@ def enqueue_indexing(
                 dedupe_key=chunk_job_key(space_id, batch),
             )
         )
-    return queue.enqueue_many(jobs)
+    return jobs
 
 
 def _needs_chunking(tx: Tx, policy_version: str | None) -> Any:

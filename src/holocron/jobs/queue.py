@@ -121,7 +121,7 @@ class PreparedJob:
 
     job_type: str
     input_json: dict[str, Any]
-    route: int | None
+    route: int | str | None
     """The value of the kind's routing column (``vector.job.embedding_space_id``); None: any worker."""
     default_priority: int
     default_max_attempts: int
@@ -439,6 +439,14 @@ class Queue(Generic[J]):
 
     def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Enqueued[J]]:
         """Validate every payload first (all or nothing), then store them in one transaction."""
+        if not jobs:
+            return []
+        with self.db.write() as tx:
+            return self.enqueue_many_in(tx, jobs)
+
+    def enqueue_many_in(self, tx: Tx, jobs: Sequence[NewJob]) -> list[Enqueued[J]]:
+        """:meth:`enqueue_many` inside the caller's write transaction: the jobs commit with what found them
+        (a crawl's discovered items with the response that named them), or neither does."""
         prepared = [(item, self.kind.prepare(item)) for item in jobs]
         for item, _ in prepared:
             if item.max_attempts is not None and item.max_attempts < 1:
@@ -446,40 +454,39 @@ class Queue(Generic[J]):
         if not prepared:
             return []
         out: list[Enqueued[J]] = []
-        with self.db.write() as tx:
-            if self.kind.check is not None:
-                self.kind.check(tx, [job for _, job in prepared])
-            notify_job_available(tx)  # delivered at commit: idle workers wake (PostgreSQL LISTEN/NOTIFY)
-            j, _ = self.kind.tables(tx)
-            for item, job in prepared:
-                dedupe_key = item.dedupe_key if item.dedupe_key is not None else job.dedupe_key
-                values: dict[str, Any] = {
-                    self.kind.type_column: job.job_type,
-                    "status": JobStatus.NEW.value,
-                    "priority": job.default_priority if item.priority is None else item.priority,
-                    "input_json": job.input_json,
-                    "dedupe_key": dedupe_key,
-                    "max_attempts": item.max_attempts or job.default_max_attempts,
-                    "attempt_count": 0,
-                    "available_utc": item.available_utc or db_now(),
-                    "created_utc": db_now(),
-                    "updated_utc": db_now(),
-                    **job.extra,
-                }
-                if self.kind.route_column is not None:
-                    values[self.kind.route_column] = job.route
-                if dedupe_key is None:
-                    row = tx.execute(j.insert().values(**values).returning(*j.c)).one()
-                    out.append(Enqueued(self._row(row), True))
-                    continue
-                inserted = tx.execute(
-                    insert_ignoring_conflicts(tx, j, ["dedupe_key"]).values(**values).returning(*j.c)
-                ).first()
-                if inserted is not None:
-                    out.append(Enqueued(self._row(inserted), True))
-                    continue
-                existing = tx.execute(select(j).where(j.c.dedupe_key == dedupe_key)).one()
-                out.append(Enqueued(self._row(existing), False))
+        if self.kind.check is not None:
+            self.kind.check(tx, [job for _, job in prepared])
+        notify_job_available(tx)  # delivered at commit: idle workers wake (PostgreSQL LISTEN/NOTIFY)
+        j, _ = self.kind.tables(tx)
+        for item, job in prepared:
+            dedupe_key = item.dedupe_key if item.dedupe_key is not None else job.dedupe_key
+            values: dict[str, Any] = {
+                self.kind.type_column: job.job_type,
+                "status": JobStatus.NEW.value,
+                "priority": job.default_priority if item.priority is None else item.priority,
+                "input_json": job.input_json,
+                "dedupe_key": dedupe_key,
+                "max_attempts": item.max_attempts or job.default_max_attempts,
+                "attempt_count": 0,
+                "available_utc": item.available_utc or db_now(),
+                "created_utc": db_now(),
+                "updated_utc": db_now(),
+                **job.extra,
+            }
+            if self.kind.route_column is not None:
+                values[self.kind.route_column] = job.route
+            if dedupe_key is None:
+                row = tx.execute(j.insert().values(**values).returning(*j.c)).one()
+                out.append(Enqueued(self._row(row), True))
+                continue
+            inserted = tx.execute(
+                insert_ignoring_conflicts(tx, j, ["dedupe_key"]).values(**values).returning(*j.c)
+            ).first()
+            if inserted is not None:
+                out.append(Enqueued(self._row(inserted), True))
+                continue
+            existing = tx.execute(select(j).where(j.c.dedupe_key == dedupe_key)).one()
+            out.append(Enqueued(self._row(existing), False))
         return out
 
     # -- claim ------------------------------------------------------------------------------------------------
@@ -490,14 +497,15 @@ class Queue(Generic[J]):
         *,
         lease_seconds: float,
         types: Sequence[str] | None = None,
-        spaces: Sequence[int] | None = None,
+        spaces: Sequence[int | str] | None = None,
     ) -> J | None:
         """Take the next ready job for this worker, or None. Reclaims expired leases first (at most every
         ``reclaim_every_s``).
 
         The returned job carries the claim's fencing token (``claim_token``): pass it to the owner's
-        operations. ``types`` limits the job types; ``spaces`` the embedding spaces whose model this worker
-        serves (jobs for other spaces are left to other workers; only for a kind with a routing column).
+        operations. ``types`` limits the job types; ``spaces`` the routes it serves: the embedding spaces whose
+        model this worker has, the sources a crawler knows (other jobs are left to other workers; only for a kind
+        with a routing column).
         None means no limit.
         """
         if lease_seconds <= 0:
@@ -530,7 +538,7 @@ class Queue(Generic[J]):
         self,
         *,
         types: Sequence[str] | None = None,
-        spaces: Sequence[int] | None = None,
+        spaces: Sequence[int | str] | None = None,
         limit: int = 10,
     ) -> list[J]:
         """The jobs a claim would take next, in claim order, without taking them (``worker --dry-run``)."""
@@ -538,7 +546,7 @@ class Queue(Generic[J]):
             rows = tx.execute(self._ready(tx, types, spaces).limit(limit)).all()
         return [self._row(row) for row in rows]
 
-    def _ready(self, tx: Tx, types: Sequence[str] | None, spaces: Sequence[int] | None) -> Select[Any]:
+    def _ready(self, tx: Tx, types: Sequence[str] | None, spaces: Sequence[int | str] | None) -> Select[Any]:
         j, _ = self.kind.tables(tx)
         query = select(j).where(j.c.status.in_(READY_STATUSES), j.c.available_utc <= db_now())
         if types is not None:
@@ -628,15 +636,26 @@ class Queue(Generic[J]):
             j.c.job_id == job.job_id, j.c.claim_token == _claim_token(job), j.c.status == JobStatus.RUNNING.value
         )
 
-    def fail(self, job: ClaimedJob, error: str, *, permanent: bool = False) -> FailOutcome | None:
+    def fail(
+        self, job: ClaimedJob, error: str, *, permanent: bool = False, not_before_s: float | None = None
+    ) -> FailOutcome | None:
         """Record a failed attempt: retry later with backoff, or DEADLETTER when out of attempts.
 
-        Returns None when this claim no longer owns the job (nothing is written).
+        ``not_before_s`` is a floor on the wait (a server's ``Retry-After``). Returns None when this claim no
+        longer owns the job (nothing is written).
         """
         with self.db.write() as tx:
-            return self.fail_in(tx, job, error, permanent=permanent)
+            return self.fail_in(tx, job, error, permanent=permanent, not_before_s=not_before_s)
 
-    def fail_in(self, tx: Tx, job: ClaimedJob, error: str, *, permanent: bool = False) -> FailOutcome | None:
+    def fail_in(
+        self,
+        tx: Tx,
+        job: ClaimedJob,
+        error: str,
+        *,
+        permanent: bool = False,
+        not_before_s: float | None = None,
+    ) -> FailOutcome | None:
         """:meth:`fail` inside the caller's write transaction (with the failed attempt's records)."""
         j, _ = self.kind.tables(tx)
         owned = self._owner(tx, job)
@@ -667,6 +686,7 @@ class Queue(Generic[J]):
                 jitter=self.retry_jitter,
                 rng=self.rng,
             )
+            delay = max(delay, not_before_s or 0.0)
             values["available_utc"] = db_now(delay)
         available = tx.execute(
             update(j).where(owned).values(status=status.value, **values).returning(j.c.available_utc)
@@ -706,9 +726,7 @@ class Queue(Generic[J]):
         """Put DEADLETTER (or FAILED or CANCELLED) jobs back to NEW with fresh attempts; returns their ids."""
         if not job_ids and not all_deadletter:
             return []
-        now = db_now()
         with self.db.write() as tx:
-            notify_job_available(tx)
             j, _ = self.kind.tables(tx)
             condition = (
                 j.c.status == JobStatus.DEADLETTER.value
@@ -720,24 +738,42 @@ class Queue(Generic[J]):
             )
             if job_type is not None:
                 condition = and_(condition, self.kind.type_of(j) == str(job_type))
-            return sorted(
-                tx.execute(
-                    update(j)
-                    .where(condition)
-                    .values(
-                        status=JobStatus.NEW.value,
-                        attempt_count=0,
-                        locked_by=None,
-                        locked_utc=None,
-                        lease_expires_utc=None,
-                        claim_token=None,
-                        available_utc=now,
-                        completed_utc=None,
-                        updated_utc=now,
-                    )
-                    .returning(j.c.job_id)
-                ).scalars()
-            )
+            return self.reopen_in(tx, condition)
+
+    def reopen_in(self, tx: Tx, condition: Any) -> list[int]:
+        """Put the finished jobs ``condition`` selects back to NEW with fresh attempts (an operator's retry; a
+        crawl's refresh of its completed items); returns their ids."""
+        j, _ = self.kind.tables(tx)
+        now = db_now()
+        notify_job_available(tx)
+        return sorted(
+            tx.execute(
+                update(j)
+                .where(
+                    condition,
+                    j.c.status.in_(
+                        [
+                            JobStatus.DEADLETTER.value,
+                            JobStatus.FAILED.value,
+                            JobStatus.CANCELLED.value,
+                            JobStatus.SUCCEEDED.value,
+                        ]
+                    ),
+                )
+                .values(
+                    status=JobStatus.NEW.value,
+                    attempt_count=0,
+                    locked_by=None,
+                    locked_utc=None,
+                    lease_expires_utc=None,
+                    claim_token=None,
+                    available_utc=now,
+                    completed_utc=None,
+                    updated_utc=now,
+                )
+                .returning(j.c.job_id)
+            ).scalars()
+        )
 
     def cancel(self, job_ids: Sequence[int]) -> list[int]:
         """Cancel unfinished jobs. A RUNNING job's worker learns it at its next heartbeat and stops."""

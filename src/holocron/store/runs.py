@@ -92,7 +92,7 @@ def keep_alive(db: Database, run_id: str) -> Iterator[None]:
         thread.join()
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -122,7 +122,7 @@ def close_expired_runs(tx: Tx) -> int:
             run.c.status == "RUNNING", run.c.host == HOST, run.c.pid.is_not(None), run.c.pid != os.getpid()
         )
     ).all()
-    dead = [row.run_id for row in local if not _process_alive(int(row.pid))]
+    dead = [row.run_id for row in local if not process_alive(int(row.pid))]
     if dead:
         closed += (
             tx.execute(

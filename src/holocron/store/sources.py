@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -30,10 +30,29 @@ class RawRecord:
     fetched_at_utc: datetime
     tags: Sequence[str] = ()
     source_date_utc: datetime | None = None
+    audit: Mapping[str, Any] | None = None
+    """A fetched response's audit columns of ``ingest_records`` (status code, headers, timings, work item,
+    run): :data:`AUDIT_COLUMNS` names them. None for a record read from a file."""
 
     @property
     def source_id(self) -> str:
         return source_id_for(self.source_system, self.resource_id)
+
+
+AUDIT_COLUMNS = frozenset(
+    {
+        "request_method",
+        "request_headers",
+        "requested_at_utc",
+        "responded_at_utc",
+        "status_code",
+        "response_headers",
+        "duration_ms",
+        "error_message",
+        "work_item_id",
+        "run_id",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -145,94 +164,103 @@ def register_records(db: Database, records: Sequence[RawRecord], *, by_location:
     found by walking folders), a local file's identity is its location (:func:`settle_file_identities`).
     A source given twice counts once (the first).
     """
-    result = RegisterResult()
     if not records:
-        return result
-    now = utcnow()
+        return RegisterResult()
     with db.write() as tx:
-        reg, raw = tx.t.source_registry, tx.t.ingest_records
-        if by_location:
-            records = settle_file_identities(tx, records)
-        records = list({record.source_id: record for record in reversed(records)}.values())[::-1]
-        ids = [record.source_id for record in records]
-        known_rows = tx.execute(
-            select(reg.c.source_id, reg.c.content_sha256, reg.c.tags_json, reg.c.status).where(reg.c.source_id.in_(ids))
-        ).all()
-        known = {row.source_id: row.content_sha256 for row in known_rows}
-        known_tags = {row.source_id: sorted(row.tags_json or []) for row in known_rows}
-        known_status = {row.source_id: row.status for row in known_rows}
-        # An unchanged payload of a source in error (its file was broken, then restored) is indexed again.
-        fresh = [
-            r
-            for r in records
-            if known.get(r.source_id, "") != r.content_sha256 or known_status.get(r.source_id) == "error"
-        ]
-        fresh_ids = {r.source_id for r in fresh}
-        for r in records:
-            if r.source_id in fresh_ids:
-                continue
-            result.unchanged.append(r.source_id)
-            tags = sorted(set(r.tags))
-            if tags != known_tags[r.source_id]:
-                tx.execute(update(reg).where(reg.c.source_id == r.source_id).values(tags_json=tags, updated_utc=now))
-                result.retagged.append(r.source_id)
-        if not fresh:
-            return result
-        tx.execute(
-            insert_ignoring_conflicts(tx, raw, ["source_system", "resource_id", "hash_sha256"]),
-            [
-                {
-                    "source_system": r.source_system,
-                    "resource_id": r.resource_id,
-                    "request_uri": r.request_uri,
-                    "request_method": "GET",
-                    "status_code": None,
-                    "content_type": r.content_type,
-                    "content_length": len(r.payload.encode("utf-8")),
-                    "payload": r.payload,
-                    "response_headers": None,
-                    "hash_sha256": r.content_sha256,
-                    "run_id": None,
-                    "fetched_at_utc": r.fetched_at_utc,
-                }
-                for r in fresh
-            ],
-        )
-        keys = [(r.source_system, r.resource_id, r.content_sha256) for r in fresh]
-        ingest_ids = {
-            (row.source_system, row.resource_id, row.hash_sha256): row.ingest_id
-            for row in tx.execute(
-                select(raw.c.ingest_id, raw.c.source_system, raw.c.resource_id, raw.c.hash_sha256).where(
-                    tuple_(raw.c.source_system, raw.c.resource_id, raw.c.hash_sha256).in_(keys)
-                )
+        return register_in(tx, records, by_location=by_location)
+
+
+def register_in(tx: Tx, records: Sequence[RawRecord], *, by_location: bool = False) -> RegisterResult:
+    """:func:`register_records` inside the caller's write transaction (a crawl stores a response with its
+    work item's completion)."""
+    result = RegisterResult()
+    now = utcnow()
+    reg, raw = tx.t.source_registry, tx.t.ingest_records
+    if by_location:
+        records = settle_file_identities(tx, records)
+    records = list({record.source_id: record for record in reversed(records)}.values())[::-1]
+    ids = [record.source_id for record in records]
+    known_rows = tx.execute(
+        select(reg.c.source_id, reg.c.content_sha256, reg.c.tags_json, reg.c.status).where(reg.c.source_id.in_(ids))
+    ).all()
+    known = {row.source_id: row.content_sha256 for row in known_rows}
+    known_tags = {row.source_id: sorted(row.tags_json or []) for row in known_rows}
+    known_status = {row.source_id: row.status for row in known_rows}
+    # An unchanged payload of a source in error (its file was broken, then restored) is indexed again.
+    fresh = [
+        r for r in records if known.get(r.source_id, "") != r.content_sha256 or known_status.get(r.source_id) == "error"
+    ]
+    fresh_ids = {r.source_id for r in fresh}
+    for r in records:
+        if r.source_id in fresh_ids:
+            continue
+        result.unchanged.append(r.source_id)
+        tags = sorted(set(r.tags))
+        if tags != known_tags[r.source_id]:
+            tx.execute(update(reg).where(reg.c.source_id == r.source_id).values(tags_json=tags, updated_utc=now))
+            result.retagged.append(r.source_id)
+    if not fresh:
+        return result
+    tx.execute(
+        insert_ignoring_conflicts(tx, raw, ["source_system", "resource_id", "hash_sha256"]),
+        [raw_record_row(r) for r in fresh],
+    )
+    keys = [(r.source_system, r.resource_id, r.content_sha256) for r in fresh]
+    ingest_ids = {
+        (row.source_system, row.resource_id, row.hash_sha256): row.ingest_id
+        for row in tx.execute(
+            select(raw.c.ingest_id, raw.c.source_system, raw.c.resource_id, raw.c.hash_sha256).where(
+                tuple_(raw.c.source_system, raw.c.resource_id, raw.c.hash_sha256).in_(keys)
             )
+        )
+    }
+    updates, inserts = [], []
+    for r in fresh:
+        values = {
+            "source_id": r.source_id,
+            "source_type": r.source_type,
+            "source_system": r.source_system,
+            "source_ref_json": {"uri": r.request_uri, "resource_id": r.resource_id},
+            "ingest_id": ingest_ids[(r.source_system, r.resource_id, r.content_sha256)],
+            "content_sha256": r.content_sha256,
+            "tags_json": sorted(set(r.tags)),
+            "status": "pending",
+            "error": None,
+            "source_date_utc": r.source_date_utc,
+            "updated_utc": now,
         }
-        updates, inserts = [], []
-        for r in fresh:
-            values = {
-                "source_id": r.source_id,
-                "source_type": r.source_type,
-                "source_system": r.source_system,
-                "source_ref_json": {"uri": r.request_uri, "resource_id": r.resource_id},
-                "ingest_id": ingest_ids[(r.source_system, r.resource_id, r.content_sha256)],
-                "content_sha256": r.content_sha256,
-                "tags_json": sorted(set(r.tags)),
-                "status": "pending",
-                "error": None,
-                "source_date_utc": r.source_date_utc,
-                "updated_utc": now,
-            }
-            if r.source_id in known:
-                updates.append(values)
-                result.changed.append(r.source_id)
-            else:
-                inserts.append({**values, "chunk_count": 0, "chunks_dropped": 0, "created_utc": now})
-                result.new.append(r.source_id)
-        if inserts:
-            tx.execute(reg.insert(), inserts)
-        for values in updates:
-            tx.execute(update(reg).where(reg.c.source_id == values["source_id"]).values(**values))
+        if r.source_id in known:
+            updates.append(values)
+            result.changed.append(r.source_id)
+        else:
+            inserts.append({**values, "chunk_count": 0, "chunks_dropped": 0, "created_utc": now})
+            result.new.append(r.source_id)
+    if inserts:
+        tx.execute(reg.insert(), inserts)
+    for values in updates:
+        tx.execute(update(reg).where(reg.c.source_id == values["source_id"]).values(**values))
     return result
+
+
+def raw_record_row(record: RawRecord) -> dict[str, Any]:
+    """The ``ingest_records`` row of a record: its payload, and its audit trail when it was fetched."""
+    audit = dict(record.audit or {})
+    unknown = set(audit) - AUDIT_COLUMNS
+    if unknown:
+        raise ValueError(f"not audit columns of ingest_records: {sorted(unknown)}")
+    return {
+        **dict.fromkeys(AUDIT_COLUMNS),
+        "request_method": "GET",
+        **audit,
+        "source_system": record.source_system,
+        "resource_id": record.resource_id,
+        "request_uri": record.request_uri,
+        "content_type": record.content_type,
+        "content_length": len(record.payload.encode("utf-8")),
+        "payload": record.payload,
+        "hash_sha256": record.content_sha256,
+        "fetched_at_utc": record.fetched_at_utc,
+    }
 
 
 def record_rejections(
