@@ -80,7 +80,7 @@ def test_the_overview_counts_items_by_state_and_errors_by_reason(db: Database) -
         overview = crawl_overview(tx)
     assert overview["items"] == {"failed": 1, "completed": 1, "pending": 1}
     assert overview["by_source"] == {"w": {"failed": 1, "completed": 1, "pending": 1}}
-    assert overview["errors"] == [{"reason": "HTTP 404 Not Found", "count": 1}]
+    assert overview["errors"] == [{"reason": "HTTP 404 Not Found", "count": 1, "example": "HTTP 404 Not Found"}]
 
 
 def test_a_crawl_run_left_by_an_exited_process_is_closed(db: Database) -> None:

@@ -145,7 +145,7 @@ class Tracked(Protocol):
     def progress_snapshot(self) -> tuple[int, dict[str, Any]]: ...
 
 
-class _Heartbeater:
+class Heartbeater:
     """One thread that keeps the leases of all running jobs of this worker alive (one statement per queue),
     and sweeps expired ones."""
 
@@ -265,7 +265,7 @@ class Lane(Protocol):
 
     def job_type(self, job: Any) -> str: ...
 
-    def execute(self, worker: Worker, job: Any, worker_id: str, heartbeater: _Heartbeater) -> None:
+    def execute(self, worker: Worker, job: Any, worker_id: str, heartbeater: Heartbeater) -> None:
         """Run a claimed job and record its outcome (or leave its lease to expire if recording fails)."""
         ...
 
@@ -303,7 +303,7 @@ class VectorLane:
     def job_type(self, job: Any) -> str:
         return str(job.job_type)
 
-    def execute(self, worker: Worker, job: Any, worker_id: str, heartbeater: _Heartbeater) -> None:
+    def execute(self, worker: Worker, job: Any, worker_id: str, heartbeater: Heartbeater) -> None:
         worker._execute(job, worker_id, heartbeater)
 
 
@@ -397,7 +397,7 @@ class Worker:
         opts = self.options
         served = [lane.start(self) for lane in self.lanes]
         interval = opts.heartbeat_seconds or opts.lease_seconds / 3
-        heartbeater = _Heartbeater([lane.queue for lane in self.lanes], opts.lease_seconds, interval)
+        heartbeater = Heartbeater([lane.queue for lane in self.lanes], opts.lease_seconds, interval)
         heartbeater.start()
         log.info(
             "worker %s: %s; lease %.0fs, heartbeat every %.1fs, concurrency %d",
@@ -441,7 +441,7 @@ class Worker:
                 return lane, job
         return None
 
-    def _slot(self, worker_id: str, heartbeater: _Heartbeater) -> None:
+    def _slot(self, worker_id: str, heartbeater: Heartbeater) -> None:
         opts = self.options
         idle = opts.min_idle_seconds
         while not self.stopping:
@@ -506,7 +506,7 @@ class Worker:
     def _record(self, job: Job, outcome: str, started: float) -> None:
         self.record(job.job_type.value, outcome, started)
 
-    def _execute(self, job: Job, worker_id: str, heartbeater: _Heartbeater) -> None:
+    def _execute(self, job: Job, worker_id: str, heartbeater: Heartbeater) -> None:
         started = time.perf_counter()
         space = self._space(job.embedding_space_id)
         ctx = JobContext(
@@ -547,7 +547,7 @@ class Worker:
         finally:
             heartbeater.remove(ctx)
 
-    def _run(self, ctx: JobContext, started: float, heartbeater: _Heartbeater) -> None:
+    def _run(self, ctx: JobContext, started: float, heartbeater: Heartbeater) -> None:
         """Run the handler and record its outcome: the run first, then the job."""
         job, run_id = ctx.job, ctx.run_id
         wait = (job.locked_utc - job.available_utc).total_seconds() if job.locked_utc else None

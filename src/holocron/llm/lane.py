@@ -21,7 +21,7 @@ from holocron.observability.logs import log_context
 from holocron.store.llm import finish_llm_run_in, llm_run_ids, start_llm_run
 
 if TYPE_CHECKING:
-    from holocron.jobs.worker import Worker, _Heartbeater
+    from holocron.jobs.worker import Heartbeater, Worker
 
 log = logging.getLogger("holocron.llm.lane")
 
@@ -71,7 +71,7 @@ class LlmLane:
     def job_type(self, job: Any) -> str:
         return str(job.interrogation_key)
 
-    def execute(self, worker: Worker, job: Any, worker_id: str, heartbeater: _Heartbeater) -> None:
+    def execute(self, worker: Worker, job: Any, worker_id: str, heartbeater: Heartbeater) -> None:
         started = time.perf_counter()
         ctx = LlmJobContext(job=job, queue=self._queue)
         heartbeater.add(ctx)
@@ -94,7 +94,7 @@ class LlmLane:
         finally:
             heartbeater.remove(ctx)
 
-    def _run(self, worker: Worker, ctx: LlmJobContext, run_id: str, started: float, heartbeater: _Heartbeater) -> None:
+    def _run(self, worker: Worker, ctx: LlmJobContext, run_id: str, started: float, heartbeater: Heartbeater) -> None:
         job = ctx.job
         key = job.interrogation_key
         try:

@@ -148,15 +148,16 @@ def crawl_overview(tx: Tx, *, source_names: Sequence[str] | None = None) -> dict
         by_source.setdefault(source, {})[state] = by_source.get(source, {}).get(state, 0) + int(count)
         totals[state] = totals.get(state, 0) + int(count)
     errors_query = (
-        select(items.c.last_error, func.count())
-        .where(items.c.last_error.is_not(None))
-        .group_by(items.c.last_error)
-        .order_by(desc(func.count()))
-        .limit(20)
+        select(items.c.last_error, func.count()).where(items.c.last_error.is_not(None)).group_by(items.c.last_error)
     )
     if source_names:
         errors_query = errors_query.where(items.c.source_name.in_(list(source_names)))
-    errors = [{"reason": reason, "count": int(count)} for reason, count in tx.execute(errors_query)]
+    by_reason: dict[str, dict[str, Any]] = {}
+    for message, count in tx.execute(errors_query):
+        reason = str(message).split(": ", 1)[0]  # "HTTP 404 Not Found: <the server's words>" -> its kind
+        entry = by_reason.setdefault(reason, {"reason": reason, "count": 0, "example": str(message)})
+        entry["count"] += int(count)
+    errors = sorted(by_reason.values(), key=lambda e: (-e["count"], e["reason"]))[:20]
     run = tx.t.crawl_run
     runs = [
         {
@@ -184,3 +185,21 @@ def _state_name(status: Any) -> str:
     """A work item's state under the inventory's names (the column reads back the queue's)."""
     value = str(getattr(status, "value", status))
     return WorkItemStatus.STORED.get(value, value)
+
+
+def unfinished_items(tx: Tx, source_names: Sequence[str]) -> int:
+    """Work items of these sources still to do: pending (retries waiting out their backoff too) or claimed."""
+    items = tx.t.work_items
+    return int(
+        tx.execute(
+            select(func.count()).where(
+                items.c.source_name.in_(list(source_names)), items.c.status.in_(["NEW", "RUNNING"])
+            )
+        ).scalar_one()
+    )
+
+
+def items_of(tx: Tx, source_name: str) -> int:
+    """How many work items a source has (its ``max_items`` cap counts them)."""
+    items = tx.t.work_items
+    return int(tx.execute(select(func.count()).where(items.c.source_name == source_name)).scalar_one())

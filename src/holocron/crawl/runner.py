@@ -1,0 +1,520 @@
+"""The crawler: worker threads that claim work items, fetch them politely, and store what they find.
+
+Each thread claims an item from ``ingest.work_items`` (the one queue: leases, fencing tokens, heartbeats,
+backoff, dead letters), asks the item's source plugin for the request, waits for the limits, fetches with the
+one shared httpx client, and writes in one transaction: the response with its audit trail, its source's
+registration, the CHUNK_SOURCE trigger, the items it discovered and the item's completion. A 304, or a body
+whose sha256 is the stored one, writes nothing but the completion.
+
+Failures: a timeout, a dropped or truncated answer, 429 and 5xx are retried with the queue's backoff, no
+sooner than the server's ``Retry-After`` (which also pauses the host for every thread); any other 4xx, a
+redirect loop, robots.txt's refusal or an unusable answer fail the item at once, with the reason.
+
+Control: ``holocron crawl pause|resume|drain`` write ``ingest.crawl_control``, which every crawler polls; SIGINT
+and SIGTERM stop claiming and let the requests in flight finish. A crawler killed outright leaves claims that
+the next one takes back when their leases run out.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import urllib.robotparser
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from holocron.backoff import parse_retry_after
+from holocron.crawl.config import CrawlSettings
+from holocron.crawl.limits import Limits
+from holocron.crawl.queue import WorkItem, WorkItemInput, WorkItemQueue
+from holocron.crawl.sources import ItemError, Reading, Request, Source
+from holocron.hashing import sha256_text
+from holocron.httpclient import error_text
+from holocron.ingest.detect import UnsupportedContent, detect_source_type
+from holocron.jobs.models import JobStatus
+from holocron.jobs.queue import NewJob, Queue
+from holocron.jobs.worker import Heartbeater, default_worker_id
+from holocron.store.crawl import (
+    ControlState,
+    control_states,
+    effective_state,
+    finish_crawl_run,
+    items_of,
+    last_validators,
+    record_crawl_stats,
+    start_crawl_run,
+    unfinished_items,
+)
+from holocron.store.database import Database, Tx
+from holocron.store.sources import RawRecord, register_in
+from holocron.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+IndexTrigger = Callable[[Tx, list[tuple[str, str]]], None]
+"""Queues the indexing of ``(source_id, content_sha256)`` pairs inside the crawl's write transaction."""
+POLL_S = 0.5
+DISALLOW_ALL = ["User-agent: *", "Disallow: /"]
+REASON_CHARS = 300
+
+
+class LeaseLostError(RuntimeError):
+    """The item was taken back (its lease ran out, an operator cancelled it): nothing of it is written."""
+
+
+@dataclass
+class CrawlStats:
+    """What one crawler did; ``to_json`` is what ``crawl --json`` prints and the crawl run keeps."""
+
+    fetched: int = 0
+    stored: int = 0
+    unchanged: int = 0
+    not_modified: int = 0
+    discovered: int = 0
+    capped: int = 0
+    retried: int = 0
+    failed: int = 0
+    completed: int = 0
+    bytes: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+    status_codes: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        with self.lock:
+            elapsed = max(1e-9, time.monotonic() - self.started)
+            latencies = sorted(self.latency_ms)
+            return {
+                "fetched": self.fetched,
+                "stored": self.stored,
+                "unchanged": self.unchanged,
+                "not_modified": self.not_modified,
+                "discovered": self.discovered,
+                "capped": self.capped,
+                "retried": self.retried,
+                "failed": self.failed,
+                "completed": self.completed,
+                "bytes": self.bytes,
+                "seconds": round(elapsed, 3),
+                "items_per_second": round((self.completed + self.failed) / elapsed, 2),
+                "latency_ms_p50": round(latencies[len(latencies) // 2], 1) if latencies else None,
+                "status_codes": dict(sorted(self.status_codes.items())),
+                "errors": dict(self.errors.most_common(20)),
+            }
+
+
+class _FailedFetchError(Exception):
+    def __init__(self, reason: str, *, permanent: bool, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason[:REASON_CHARS]
+        self.permanent = permanent
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class _InFlight:
+    """A claimed item as the shared heartbeat sees it."""
+
+    job: WorkItem
+    queue: Queue[Any]
+    lease_lost: bool = False
+
+    def progress_snapshot(self) -> tuple[int, dict[str, Any]]:
+        return 0, {}
+
+
+class Robots:
+    """robots.txt of each host, fetched once through the crawl's client and limits (RFC 9309: a 4xx allows
+    everything, an unreachable file allows nothing)."""
+
+    def __init__(self, client: httpx.Client, limits: Limits, agent: str) -> None:
+        self.client, self.limits, self.agent = client, limits, agent
+        self._parsers: dict[str, urllib.robotparser.RobotFileParser] = {}
+        self._lock = threading.Lock()
+
+    def allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        with self._lock:
+            parser = self._parsers.get(origin)
+            if parser is None:
+                parser = self._parsers[origin] = self._fetch(origin, parts.netloc)
+        return parser.can_fetch(self.agent, url)
+
+    def _fetch(self, origin: str, host: str) -> urllib.robotparser.RobotFileParser:
+        parser = urllib.robotparser.RobotFileParser(f"{origin}/robots.txt")
+        try:
+            with self.limits.request(host):
+                response = self.client.get(f"{origin}/robots.txt")
+        except httpx.HTTPError:
+            parser.parse(DISALLOW_ALL)
+            return parser
+        if response.status_code >= 500:
+            parser.parse(DISALLOW_ALL)
+        elif response.status_code >= 400:
+            parser.parse([])
+        else:
+            parser.parse(response.text.splitlines())
+        return parser
+
+
+class Crawler:
+    """Crawl the given sources with ``max_workers`` threads until no work is left, a drain or a stop."""
+
+    def __init__(
+        self,
+        db: Database,
+        sources: Mapping[str, Source],
+        settings: CrawlSettings,
+        *,
+        index: IndexTrigger | None = None,
+        max_workers: int = 4,
+        worker_id: str | None = None,
+        progress: Callable[[CrawlStats], None] | None = None,
+        handle_signals: bool = True,
+        exit_when_idle: bool = True,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("a crawl needs at least one worker")
+        self.db = db
+        self.sources = dict(sources)
+        self.settings = settings
+        self.index = index
+        self.max_workers = max_workers
+        self.worker_id = worker_id or default_worker_id()
+        self.progress = progress
+        self.handle_signals = handle_signals
+        self.exit_when_idle = exit_when_idle
+        self.queue = WorkItemQueue(db, retry_base_s=settings.retry_base_s, retry_cap_s=settings.retry_cap_s)
+        overall, per_host = settings.limits()
+        self.limits = Limits(overall, per_host)
+        self.stats = CrawlStats()
+        self.run_id: str | None = None
+        self._stop = threading.Event()
+        self._states: dict[str, ControlState] = {}
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    # -- seeding ----------------------------------------------------------------------------------------------
+
+    def seed(self, extra: Sequence[WorkItemInput] = ()) -> int:
+        """Queue every source's seeds (and ``extra``); items already known are left as they are. Returns how
+        many were new."""
+        seeds = [s for source in self.sources.values() for s in source.seeds()] + list(extra)
+        with self.db.write() as tx:
+            created = self._enqueue(tx, seeds)
+        return created
+
+    def refresh(self) -> int:
+        """Queue again every finished item of these sources: the next run asks each page conditionally."""
+        with self.db.write() as tx:
+            table = self.queue.kind.job_table(tx.t)
+            return len(self.queue.reopen_in(tx, table.c.source_name.in_(list(self.sources))))
+
+    def _enqueue(self, tx: Tx, found: Sequence[WorkItemInput]) -> int:
+        """Queue ``found`` under each source's ``max_items`` cap (what the cap leaves out is counted)."""
+        kept: list[WorkItemInput] = []
+        by_source: dict[str, list[WorkItemInput]] = {}
+        for entry in found:
+            by_source.setdefault(entry.source_name, []).append(entry)
+        cap = self.settings.max_items
+        for name, entries in by_source.items():
+            if cap is not None:
+                room = max(0, cap - items_of(tx, name))
+                if len(entries) > room:
+                    with self.stats.lock:
+                        self.stats.capped += len(entries) - room
+                    entries = entries[:room]
+            kept += entries
+        if not kept:
+            return 0
+        made = self.queue.enqueue_many_in(
+            tx, [NewJob(entry.resource_type, entry.model_copy(update={"crawl_run_id": self.run_id})) for entry in kept]
+        )
+        return sum(1 for e in made if e.created)
+
+    # -- running ----------------------------------------------------------------------------------------------
+
+    def stop(self, reason: str = "stop requested") -> None:
+        if not self._stop.is_set():
+            log.warning("crawl stopping: %s", reason)
+        self._stop.set()
+
+    def run(self) -> CrawlStats:
+        self.run_id = start_crawl_run(
+            self.db, {"sources": sorted(self.sources), "max_workers": self.max_workers}, worker_id=self.worker_id
+        )
+        error: str | None = None
+        heartbeater = Heartbeater([self.queue], self.settings.lease_s, self.settings.lease_s / 3)
+        heartbeater.start()
+        try:
+            with self._signals(), self._client() as client:
+                robots = Robots(client, self.limits, self.settings.user_agent)
+                self._poll_control()
+                threads = [
+                    threading.Thread(
+                        target=self._work, args=(client, robots, heartbeater), name=f"holocron-crawl-{n}", daemon=True
+                    )
+                    for n in range(self.max_workers)
+                ]
+                for thread in threads:
+                    thread.start()
+                while any(thread.is_alive() for thread in threads):
+                    for thread in threads:
+                        thread.join(timeout=POLL_S)
+                    self._poll_control()
+                    record_crawl_stats(self.db, self.run_id, self.stats.to_json())
+                    if self.progress is not None:
+                        self.progress(self.stats)
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            heartbeater.close()
+            finish_crawl_run(self.db, self.run_id, stats=self.stats.to_json(), error=error)
+        return self.stats
+
+    @contextmanager
+    def _client(self) -> Iterator[httpx.Client]:
+        with httpx.Client(
+            headers={"User-Agent": self.settings.header()},
+            timeout=self.settings.timeout_s,
+            follow_redirects=True,
+            max_redirects=self.settings.max_redirects,
+            limits=httpx.Limits(max_connections=self.max_workers * 2, max_keepalive_connections=self.max_workers),
+        ) as client:
+            yield client
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self.stop(f"received {signal.Signals(signum).name}; finishing the requests in flight")
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _poll_control(self) -> None:
+        try:
+            with self.db.read() as tx:
+                states = control_states(tx)
+        except Exception:  # a busy database: the last states hold until the next poll
+            log.debug("reading the crawl control failed", exc_info=True)
+            return
+        with self._lock:
+            self._states = {name: effective_state(states, name) for name in self.sources}
+
+    def _claimable(self) -> tuple[list[str], bool, bool]:
+        """Sources to claim from now, whether any is paused, and whether every one is draining."""
+        with self._lock:
+            states = dict(self._states)
+        running = [name for name in self.sources if states.get(name, "running") == "running"]
+        paused = any(state == "paused" for state in states.values())
+        draining = bool(states) and all(state == "draining" for state in states.values())
+        return running, paused, draining
+
+    def _work(self, client: httpx.Client, robots: Robots, heartbeater: Heartbeater) -> None:
+        while not self._stop.is_set():
+            running, paused, draining = self._claimable()
+            if draining:
+                return
+            work = (
+                self.queue.claim(self.worker_id, lease_seconds=self.settings.lease_s, spaces=running)
+                if running
+                else None
+            )
+            if work is None:
+                if self.exit_when_idle and not paused and self._idle():
+                    return
+                self._stop.wait(POLL_S)
+                continue
+            ctx = _InFlight(work, self.queue)
+            heartbeater.add(ctx)
+            with self._lock:
+                self._in_flight += 1
+            try:
+                self._process(client, robots, work, ctx)
+            except Exception:
+                log.exception(
+                    "work item %s (%s %s) failed unexpectedly", work.job_id, work.source_name, work.resource_id
+                )
+                self.queue.fail(work, "the crawler failed on this item (see its log)")
+            finally:
+                heartbeater.remove(ctx)
+                with self._lock:
+                    self._in_flight -= 1
+
+    def _idle(self) -> bool:
+        with self._lock:
+            if self._in_flight:
+                return False
+        with self.db.read() as tx:
+            return unfinished_items(tx, list(self.sources)) == 0
+
+    # -- one item ---------------------------------------------------------------------------------------------
+
+    def _process(self, client: httpx.Client, robots: Robots, work: WorkItem, ctx: _InFlight) -> None:
+        entry = work.parsed_input()
+        source = self.sources[work.source_name]
+        try:
+            request = source.request(entry)
+            if source.obeys_robots and not robots.allowed(request.url):
+                raise _FailedFetchError(f"robots.txt of {urlsplit(request.url).netloc} disallows it", permanent=True)
+            self._fetch_and_store(client, source, work, entry, request, ctx)
+        except _FailedFetchError as failure:
+            self._fail(work, failure)
+        except ItemError as error:
+            self._fail(
+                work, _FailedFetchError(error.reason, permanent=error.permanent, retry_after_s=error.retry_after_s)
+            )
+        except LeaseLostError:
+            log.warning("work item %s was taken back while it ran; its answer is dropped", work.job_id)
+
+    def _conditional_headers(self, source: Source, entry: WorkItemInput, request: Request) -> dict[str, str]:
+        if not request.conditional:
+            return {}
+        with self.db.read() as tx:
+            found = last_validators(tx, source.name, [entry.resource_id]).get(entry.resource_id)
+        headers: dict[str, str] = {}
+        if found is not None and found.etag:
+            headers["If-None-Match"] = found.etag
+        if found is not None and found.last_modified:
+            headers["If-Modified-Since"] = found.last_modified
+        return headers
+
+    def _fetch_and_store(
+        self,
+        client: httpx.Client,
+        source: Source,
+        work: WorkItem,
+        entry: WorkItemInput,
+        request: Request,
+        ctx: _InFlight,
+    ) -> None:
+        headers = self._conditional_headers(source, entry, request)
+        host = urlsplit(request.url).netloc
+        requested_at = utcnow()
+        started = time.perf_counter()
+        try:
+            with self.limits.request(host):
+                response = client.get(request.url, params=dict(request.params), headers=headers)
+        except httpx.TooManyRedirects as exc:
+            raise _FailedFetchError(f"too many redirects (a redirect loop?): {exc}", permanent=True) from None
+        except httpx.TimeoutException:
+            raise _FailedFetchError(f"timed out after {self.settings.timeout_s:g} s", permanent=False) from None
+        except httpx.HTTPError as exc:  # refused, dropped, truncated
+            raise _FailedFetchError(f"connection failed: {type(exc).__name__}: {exc}", permanent=False) from None
+        duration_ms = (time.perf_counter() - started) * 1000
+        code = response.status_code
+        with self.stats.lock:
+            self.stats.fetched += 1
+            self.stats.status_codes[str(code)] += 1
+            self.stats.latency_ms.append(duration_ms)
+            self.stats.bytes += len(response.content)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if code == 304:
+            self._complete(work, ctx, Reading(), [], {"status_code": 304, "not_modified": True})
+            with self.stats.lock:
+                self.stats.not_modified += 1
+            return
+        if code == 429 or code >= 500:
+            if retry_after:
+                self.limits.pause(host, retry_after)
+            raise _FailedFetchError(f"HTTP {code} {response.reason_phrase}", permanent=False, retry_after_s=retry_after)
+        if code >= 400:
+            raise _FailedFetchError(f"HTTP {code} {response.reason_phrase}: {error_text(response)}", permanent=True)
+        content_type = response.headers.get("Content-Type", "")
+        if request.expect not in content_type.lower():
+            raise _FailedFetchError(
+                f"expected {request.expect}, got Content-Type {content_type or 'none'}", permanent=False
+            )
+        try:
+            reading = source.read(entry, response.text)
+        except ItemError as error:
+            if error.retry_after_s is not None:
+                error.retry_after_s = retry_after or error.retry_after_s
+                self.limits.pause(host, error.retry_after_s)
+            raise
+        audit = {
+            "request_method": "GET",
+            "request_headers": {"User-Agent": self.settings.header(), **headers},
+            "requested_at_utc": requested_at,
+            "responded_at_utc": utcnow(),
+            "status_code": code,
+            "response_headers": dict(response.headers),
+            "duration_ms": round(duration_ms, 3),
+            "work_item_id": work.job_id,
+            "run_id": self.run_id,
+        }
+        records = []
+        for page in reading.pages:
+            name = urlsplit(str(response.url)).path if request.expect == "html" else "answer.json"
+            try:
+                detected = detect_source_type(page.payload.encode("utf-8"), name)
+            except UnsupportedContent as exc:
+                raise _FailedFetchError(f"unusable content: {exc.reason}", permanent=True) from None
+            records.append(
+                RawRecord(
+                    source_system=source.name,
+                    resource_id=page.resource_id,
+                    request_uri=str(response.url),
+                    source_type=detected.source_type,
+                    content_type=detected.content_type,
+                    payload=page.payload,
+                    content_sha256=sha256_text(page.payload),
+                    fetched_at_utc=requested_at,
+                    audit=audit,
+                )
+            )
+        self._complete(work, ctx, reading, records, {"status_code": code, **reading.facts})
+
+    def _complete(
+        self, work: WorkItem, ctx: _InFlight, reading: Reading, records: list[RawRecord], result: dict[str, Any]
+    ) -> None:
+        """One transaction: the records, their indexing trigger, the discovered items and the completion."""
+        if ctx.lease_lost:
+            raise LeaseLostError(str(work.job_id))
+        with self.db.write() as tx:
+            registered = register_in(tx, records)
+            if self.index is not None and registered.to_index:
+                fresh = set(registered.to_index)
+                self.index(tx, [(r.source_id, r.content_sha256) for r in records if r.source_id in fresh])
+            created = self._enqueue(tx, reading.discovered)
+            if not self.queue.succeed_in(
+                tx, work, {**result, "stored": len(registered.to_index), "discovered": created}
+            ):
+                raise LeaseLostError(str(work.job_id))
+        with self.stats.lock:
+            self.stats.completed += 1
+            self.stats.stored += len(registered.to_index)
+            self.stats.unchanged += len(registered.unchanged)
+            self.stats.discovered += created
+
+    def _fail(self, work: WorkItem, failure: _FailedFetchError) -> None:
+        outcome = self.queue.fail(work, failure.reason, permanent=failure.permanent, not_before_s=failure.retry_after_s)
+        with self.stats.lock:
+            self.stats.errors[failure.reason.split(": ", 1)[0]] += 1
+            if outcome is not None and outcome.status is JobStatus.DEADLETTER:
+                self.stats.failed += 1
+            elif outcome is not None:
+                self.stats.retried += 1
+        if outcome is not None and outcome.status is JobStatus.DEADLETTER:
+            log.warning("%s %s: failed: %s", work.source_name, work.resource_id, failure.reason)
