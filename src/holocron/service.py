@@ -19,13 +19,15 @@ from sqlalchemy import select
 from holocron.chat.base import ChatProvider
 from holocron.chunking import ChunkPolicy
 from holocron.config import Settings, load_settings
+from holocron.crawl.config import CrawlConfig
+from holocron.crawl.runner import Crawler, CrawlStats, IndexTrigger
 from holocron.embedding.base import EmbeddingProvider
 from holocron.embedding.registry import build_provider
 from holocron.evidence import BoundingPolicy, EvidenceBundle, build_bundle
 from holocron.identity import ModelIdentity
 from holocron.indexer import ChunkStats, EmbedStats, chunk_sources, embed_chunks
 from holocron.ingest.files import DEFAULT_SOURCE_SYSTEM, FileRef, Skipped, read_file, read_manifest, walk
-from holocron.jobs.handlers import enqueue_indexing
+from holocron.jobs.handlers import chunk_jobs, enqueue_indexing
 from holocron.jobs.models import PAYLOADS, ChunkPolicySpec, InvalidPayloadError, Job, JobType, parse_job_type
 from holocron.jobs.queue import Enqueued, JobQueue, NewJob
 from holocron.lake import write_artifact
@@ -42,7 +44,8 @@ from holocron.retrieval.filters import SearchFilters
 from holocron.retrieval.search import Searcher, SearchResult
 from holocron.retrieval.space_index import SyncReport
 from holocron.store.chunks import count_chunks
-from holocron.store.database import Database
+from holocron.store.crawl import ControlState, crawl_overview, set_control
+from holocron.store.database import Database, Tx
 from holocron.store.embeddings import count_current_embeddings
 from holocron.store.evidence import save_bundle
 from holocron.store.llm import (
@@ -762,6 +765,48 @@ class Holocron:
     def register_records(self, records: Sequence[RawRecord]) -> RegisterResult:
         """Store raw records (already read by the caller, e.g. a benchmark's corpus) as sources."""
         return register_records(self.db, records)
+
+    # -- crawl ---------------------------------------------------------------------------------
+
+    def crawler(
+        self,
+        config: CrawlConfig,
+        *,
+        only: Sequence[str] = (),
+        max_workers: int = 4,
+        max_items: int | None = None,
+        progress: Callable[[CrawlStats], None] | None = None,
+        index: bool = True,
+    ) -> Crawler:
+        """A crawler of the configured sources (``only`` these, when given). With ``index``, every new or
+        changed page queues its CHUNK_SOURCE job in the transaction that stores it, so running workers index
+        what the crawl fetches with no further step."""
+        settings = config.crawl if max_items is None else config.crawl.model_copy(update={"max_items": max_items})
+        return Crawler(
+            self.db,
+            config.build(only),
+            settings,
+            index=self._index_trigger() if index else None,
+            max_workers=max_workers,
+            progress=progress,
+        )
+
+    def _index_trigger(self) -> IndexTrigger:
+        space_id, policy = self.space.embedding_space_id, self.chunk_policy()
+
+        def trigger(tx: Tx, pairs: list[tuple[str, str]]) -> None:
+            self.jobs.enqueue_many_in(tx, chunk_jobs(space_id, pairs, policy=policy))
+
+        return trigger
+
+    def crawl_control(self, state: ControlState, *, source: str | None = None, reason: str | None = None) -> None:
+        """Pause, resume (``running``) or drain every crawler, on every machine, or those of one source."""
+        set_control(self.db, state, scope=source or "*", reason=reason)
+
+    def crawl_status(self, sources: Sequence[str] | None = None) -> dict[str, Any]:
+        """Work items by state and source, errors by reason, the latest crawl runs and the control states."""
+        with self.db.read() as tx:
+            return crawl_overview(tx, source_names=sources)
 
     def lake_export(self, path: Path, *, fmt: str = "jsonl", types: Sequence[str] | None = None) -> ExportReport:
         """Write this installation's snapshot (raw pages, LLM artifacts and runs) to an exchange file, and

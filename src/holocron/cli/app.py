@@ -13,6 +13,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from typer.core import TyperGroup
 
 from holocron.cli import (
+    crawl_cmds,
     db_cmds,
     index_cmds,
     jobs_cmds,
@@ -152,6 +153,7 @@ serve_cmds.register(app)
 jobs_cmds.register(app)
 llm_cmds.register(app)
 lake_cmds.register(app)
+crawl_cmds.register(app)
 providers_cmds.register(app, spaces_cmds.app)
 app.add_typer(spaces_cmds.app, name="spaces")
 app.add_typer(db_cmds.app, name="db")
