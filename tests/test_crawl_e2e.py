@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from holocron.api import create_app
 from holocron.config import Settings
 from holocron.crawl.config import load_config
 from holocron.embedding.local import LocalProvider
@@ -71,6 +73,9 @@ def test_a_crawl_is_indexed_by_the_workers_and_found_by_search(
         crawler.seed()
         stats = crawler.run()
         assert stats.stored == 2 and stats.failed == 231
+        assert holo.overview()["crawl"]["items"] == {"completed": 3, "failed": 231}
+        with TestClient(create_app(holo)) as client:
+            assert 'data-testid="crawl-failed">231<' in client.get("/").text
         report = Worker(holo, WorkerOptions(worker_id="w", drain=True, handle_signals=False)).run()
         assert report.failed == 0
         hits = holo.search("Jon Snow, Lord Commander of the Night's Watch", k=3, log=False).hits

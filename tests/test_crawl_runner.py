@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from holocron.crawl.config import ConfigError, CrawlSettings, load_config
@@ -71,7 +72,10 @@ def test_a_page_and_every_page_it_links_to_with_the_audit_trail(
 ) -> None:
     base, _ = replay
     sources = wiki(base, "awoiaf.westeros.org", pages=["Arya Stark"], variant="extracts", follow=["links"])
+    counted = {"source": "awoiaf.westeros.org", "status": "404"}
+    before = REGISTRY.get_sample_value("holocron_crawl_fetches_total", counted) or 0.0
     crawler = crawl(db, sources, max_workers=4)
+    assert REGISTRY.get_sample_value("holocron_crawl_fetches_total", counted) == before + 231
     stored = records(db)
     # The recordings hold the extracts of Arya Stark and of Jon Snow, whom she links to; the other 231 linked
     # titles were never recorded, and the replay server answers them 404.

@@ -43,6 +43,7 @@ from holocron.ingest.detect import UnsupportedContent, detect_source_type
 from holocron.jobs.models import JobStatus
 from holocron.jobs.queue import NewJob, Queue
 from holocron.jobs.worker import Heartbeater, default_worker_id
+from holocron.observability.metrics import observe_fetch
 from holocron.store.crawl import (
     ControlState,
     control_states,
@@ -411,11 +412,14 @@ class Crawler:
     ) -> None:
         headers = self._conditional_headers(source, entry, request)
         host = urlsplit(request.url).netloc
-        requested_at = utcnow()
-        started = time.perf_counter()
         try:
             with self.limits.request(host):
-                response = client.get(request.url, params=dict(request.params), headers=headers)
+                requested_at, started = utcnow(), time.perf_counter()
+                try:
+                    response = client.get(request.url, params=dict(request.params), headers=headers)
+                except httpx.HTTPError:
+                    observe_fetch(source.name, None, 0, time.perf_counter() - started)
+                    raise
         except httpx.TooManyRedirects as exc:
             raise _FailedFetchError(f"too many redirects (a redirect loop?): {exc}", permanent=True) from None
         except httpx.TimeoutException:
@@ -424,6 +428,7 @@ class Crawler:
             raise _FailedFetchError(f"connection failed: {type(exc).__name__}: {exc}", permanent=False) from None
         duration_ms = (time.perf_counter() - started) * 1000
         code = response.status_code
+        observe_fetch(source.name, code, len(response.content), duration_ms / 1000)
         with self.stats.lock:
             self.stats.fetched += 1
             self.stats.status_codes[str(code)] += 1

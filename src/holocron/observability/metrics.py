@@ -53,6 +53,16 @@ SEARCH_SECONDS = Histogram(
     "holocron_search_seconds", "Search latency end to end, by mode.", ["mode"], buckets=_LATENCY_BUCKETS
 )
 SEARCH_ERRORS = Counter("holocron_search_errors", "Searches that raised.", ["mode"])
+CRAWL_FETCHES = Counter(
+    "holocron_crawl_fetches", "Crawl requests answered, by source and HTTP status code.", ["source", "status"]
+)
+CRAWL_FETCH_ERRORS = Counter(
+    "holocron_crawl_fetch_errors", "Crawl requests without an answer (timeout, connection), by source.", ["source"]
+)
+CRAWL_BYTES = Counter("holocron_crawl_bytes", "Bytes of crawl answers received, by source.", ["source"])
+CRAWL_FETCH_SECONDS = Histogram(
+    "holocron_crawl_fetch_seconds", "Time of one crawl request, by source.", ["source"], buckets=_LATENCY_BUCKETS
+)
 
 
 # -- helpers called from the hot paths (each is one or two dictionary lookups) ------------------------------
@@ -83,6 +93,16 @@ def provider_call(provider: str, model: str) -> Iterator[None]:
         raise
     finally:
         PROVIDER_SECONDS.labels(provider, model).observe(time.perf_counter() - started)
+
+
+def observe_fetch(source: str, status: int | None, size: int, seconds: float) -> None:
+    """One crawl request: its answer's status code (None: no answer), bytes and time."""
+    if status is None:
+        CRAWL_FETCH_ERRORS.labels(source).inc()
+    else:
+        CRAWL_FETCHES.labels(source, str(status)).inc()
+        CRAWL_BYTES.labels(source).inc(size)
+    CRAWL_FETCH_SECONDS.labels(source).observe(seconds)
 
 
 def observe_search(seconds: float, mode: str) -> None:

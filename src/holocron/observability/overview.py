@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Column, Table, func, select
 
+from holocron.store.crawl import crawl_overview
 from holocron.store.database import Database, Tx
 from holocron.store.llm import list_llm_runs, llm_run_counts
 from holocron.store.schema import JOB_STATUSES, JOB_TYPES
@@ -75,6 +76,7 @@ def compute_overview(
                 "dead_letters": _problem_jobs(tx, llm, llm.c.interrogation_key, "DEADLETTER", dead_letters),
                 "pages_classified": int(tx.execute(select(func.count()).select_from(tx.t.source_page)).scalar_one()),
             },
+            "crawl": crawl_overview(tx),
         }
 
 

@@ -103,9 +103,16 @@ function render(o) {
       : [emptyRow(5, "no spaces yet")]),
   );
   renderLlm(o.llm);
+  renderCrawl(o.crawl);
   setText('[data-testid="sources-total"]', o.sources.total);
   setText('[data-testid="chunks-total"]', o.sources.chunks);
   setText("#sources-by-status", Object.entries(o.sources.by_status).map(([k, v]) => `${k} ${v}`).join(", "));
+}
+
+function renderCrawl(crawl) {
+  for (const state of ["pending", "claimed", "completed", "failed"]) {
+    setText(`[data-testid="crawl-${state}"]`, crawl.items[state] ?? 0);
+  }
 }
 
 function renderLlm(llm) {
