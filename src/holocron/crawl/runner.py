@@ -18,15 +18,13 @@ the next one takes back when their leases run out.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 import urllib.robotparser
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +40,7 @@ from holocron.httpclient import error_text
 from holocron.ingest.detect import UnsupportedContent, detect_source_type
 from holocron.jobs.models import JobStatus
 from holocron.jobs.queue import NewJob, Queue
-from holocron.jobs.worker import Heartbeater, default_worker_id
+from holocron.jobs.worker import Heartbeater, default_worker_id, stop_signals
 from holocron.observability.metrics import observe_fetch
 from holocron.store.crawl import (
     ControlState,
@@ -64,6 +62,9 @@ log = logging.getLogger(__name__)
 IndexTrigger = Callable[[Tx, list[tuple[str, str]]], None]
 """Queues the indexing of ``(source_id, content_sha256)`` pairs inside the crawl's write transaction."""
 POLL_S = 0.5
+STATS_EVERY_S = 5.0
+"""How often a running crawl writes its figures to its run row."""
+LATENCY_SAMPLE = 1000
 DISALLOW_ALL = ["User-agent: *", "Disallow: /"]
 REASON_CHARS = 300
 
@@ -86,7 +87,8 @@ class CrawlStats:
     failed: int = 0
     completed: int = 0
     bytes: int = 0
-    latency_ms: list[float] = field(default_factory=list)
+    latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLE))
+    """The latest requests' times (their median is reported): bounded, however long the crawl."""
     status_codes: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
@@ -260,7 +262,7 @@ class Crawler:
         heartbeater = Heartbeater([self.queue], self.settings.lease_s, self.settings.lease_s / 3)
         heartbeater.start()
         try:
-            with self._signals(), self._client() as client:
+            with stop_signals(self._on_signal, enabled=self.handle_signals), self._client() as client:
                 robots = Robots(client, self.limits, self.settings.user_agent)
                 self._poll_control()
                 threads = [
@@ -271,11 +273,14 @@ class Crawler:
                 ]
                 for thread in threads:
                     thread.start()
+                recorded = time.monotonic()
                 while any(thread.is_alive() for thread in threads):
                     for thread in threads:
                         thread.join(timeout=POLL_S)
                     self._poll_control()
-                    record_crawl_stats(self.db, self.run_id, self.stats.to_json())
+                    if time.monotonic() - recorded >= STATS_EVERY_S:
+                        record_crawl_stats(self.db, self.run_id, self.stats.to_json())
+                        recorded = time.monotonic()
                     if self.progress is not None:
                         self.progress(self.stats)
         except BaseException as exc:
@@ -297,21 +302,8 @@ class Crawler:
         ) as client:
             yield client
 
-    @contextmanager
-    def _signals(self) -> Iterator[None]:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            self.stop(f"received {signal.Signals(signum).name}; finishing the requests in flight")
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def _on_signal(self, name: str) -> None:
+        self.stop(f"received {name}; finishing the requests in flight")
 
     def _poll_control(self) -> None:
         try:

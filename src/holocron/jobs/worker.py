@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from types import FrameType
@@ -129,6 +129,26 @@ def fit_torch_threads(provider: object) -> int | None:
     if torch is not None:
         torch.set_num_threads(threads)
     return threads
+
+
+@contextmanager
+def stop_signals(on_signal: Callable[[str], None], *, enabled: bool = True) -> Iterator[None]:
+    """Call ``on_signal`` with the signal's name on SIGINT and SIGTERM while inside (a graceful stop: the caller
+    stops claiming and lets what runs finish); the previous handlers come back after. Only the main thread can
+    take signals: elsewhere, or with ``enabled`` false, nothing is installed."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        on_signal(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, former in previous.items():
+            signal.signal(sig, former)
 
 
 class Tracked(Protocol):
@@ -371,24 +391,15 @@ class Worker:
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
-        if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            name = signal.Signals(signum).name
+        def on_signal(name: str) -> None:
             if self.stopping:
                 log.warning("%s again: already stopping (the current job is released at its next checkpoint)", name)
             else:
                 log.warning("%s: stopping after releasing or finishing the current job", name)
             self.stop(f"worker received {name}")
 
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with stop_signals(on_signal, enabled=self.options.handle_signals):
             yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     # -- the loop ---------------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ the storing, the same way for every kind.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -81,6 +82,17 @@ class Source(Protocol):
     def read(self, item: WorkItemInput, body: str) -> Reading:
         """What the answer's body holds; raises :class:`ItemError` when it is unusable."""
         ...
+
+
+def json_object(body: str) -> dict[str, Any]:
+    """An answer's JSON object; not JSON is retried (a proxy's error page), JSON of another shape is not."""
+    try:
+        answer = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ItemError(f"the answer is not JSON ({exc.msg} at byte {exc.pos})", permanent=False) from None
+    if not isinstance(answer, dict):
+        raise ItemError("the answer is not a JSON object", permanent=True)
+    return answer
 
 
 def continuation_variant(kind: str, token: str | None) -> str:

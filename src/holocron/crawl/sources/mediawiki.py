@@ -13,14 +13,22 @@ Work items:
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from holocron.crawl import mediawiki
 from holocron.crawl.queue import WorkItemInput
-from holocron.crawl.sources import ItemError, Page, Reading, Request, continuation_variant, deeper, item
+from holocron.crawl.sources import (
+    ItemError,
+    Page,
+    Reading,
+    Request,
+    continuation_variant,
+    deeper,
+    item,
+    json_object,
+)
 
 PageVariant = Literal["revisions", "extracts", "parse"]
 LISTINGS = {"links": "plcontinue", "category": "cmcontinue", "allpages": "apcontinue"}
@@ -46,12 +54,7 @@ class MediaWikiConfig(BaseModel):
 
 
 def _answer(body: str) -> dict[str, Any]:
-    try:
-        answer = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise ItemError(f"the answer is not JSON ({exc.msg} at byte {exc.pos})", permanent=False) from None
-    if not isinstance(answer, dict):
-        raise ItemError("the answer is not a JSON object", permanent=True)
+    answer = json_object(body)
     error = mediawiki.api_error(answer)
     if error is not None:
         code, info = error

@@ -13,7 +13,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from holocron.crawl.queue import WorkItemInput
-from holocron.crawl.sources import ItemError, Page, Reading, Request, continuation_variant, deeper, item
+from holocron.crawl.sources import (
+    ItemError,
+    Page,
+    Reading,
+    Request,
+    continuation_variant,
+    deeper,
+    item,
+    json_object,
+)
 
 OPENALEX_ID = "https://openalex.org/"
 
@@ -83,12 +92,7 @@ class OpenAlexSource:
         raise ItemError(f"an OpenAlex source has no {work.resource_type!r} items", permanent=True)
 
     def read(self, work: WorkItemInput, body: str) -> Reading:
-        try:
-            answer = json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise ItemError(f"the answer is not JSON ({exc.msg} at byte {exc.pos})", permanent=False) from None
-        if not isinstance(answer, dict):
-            raise ItemError("the answer is not a JSON object", permanent=True)
+        answer = json_object(body)
         if "error" in answer and "id" not in answer:
             raise ItemError(f"OpenAlex error: {answer.get('error')}: {answer.get('message', '')}", permanent=True)
         if work.resource_type == "work":
