@@ -6,8 +6,9 @@ Run by hand:
     .venv/bin/python bench/crawl.py --items 5000 --latency-ms 50
 
 Each run crawls ``--items`` plain-page work items (URLs of the demo corpus's real wiki HTML, served by
-``tests/replay_server.py``, each under its own query string so that each is its own page) into a fresh SQLite
-installation, with no rate limit, and prints items per second for 1, 4 and 16 workers side by side; the bound
+``tests/replay_server.py`` in a process of its own, so that the server's work is not the crawler's, each page
+under its own query string so that each is its own page) into a fresh SQLite installation, with no rate
+limit, and prints items per second for 1, 4 and 16 workers (``--workers``) side by side; the bound
 a perfect client would reach is ``workers / latency``. Then, with ``--rate`` requests a second configured,
 the highest count of requests the server saw in any one-second window (target: never above the rate plus
 the burst of 1). Then an unchanged re-crawl (``--refresh``: every page asked again with its ETag) and the records
@@ -18,9 +19,13 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import multiprocessing
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +66,35 @@ def crawl(
     return crawler, time.perf_counter() - started
 
 
+def serve(conn: Connection, latency_s: float) -> None:
+    """The replay server in its own process: sends its base URL, then its arrival times when asked."""
+    state = ReplayState()
+    with replay_server(state, latency_s=latency_s) as (base, _):
+        conn.send(base)
+        while conn.recv() == "requests":
+            conn.send([(r.path, r.at) for r in state.requests])
+
+
+@contextmanager
+def server_process(latency_s: float) -> Iterator[tuple[str, Callable[[], list[tuple[str, float]]]]]:
+    """(base URL, a function that returns every request's path and monotonic arrival time so far)."""
+    ours, theirs = multiprocessing.get_context("spawn").Pipe()
+    process = multiprocessing.get_context("spawn").Process(target=serve, args=(theirs, latency_s), daemon=True)
+    process.start()
+    base = ours.recv()
+
+    def requests() -> list[tuple[str, float]]:
+        ours.send("requests")
+        found: list[tuple[str, float]] = ours.recv()
+        return found
+
+    try:
+        yield base, requests
+    finally:
+        ours.send("stop")
+        process.join(timeout=10)
+
+
 def busiest_second(times: list[float]) -> int:
     times = sorted(times)
     return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
@@ -71,28 +105,29 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=50.0, help="requests a second for the politeness run")
+    parser.add_argument("--workers", default="1,4,16", help="worker threads of the throughput runs, comma-separated")
     args = parser.parse_args()
-    state = ReplayState()
-    with replay_server(state, latency_s=args.latency_ms / 1000) as (base, _), tempfile.TemporaryDirectory() as tmp:
+    with server_process(args.latency_ms / 1000) as (base, requests), tempfile.TemporaryDirectory() as tmp:
         print(f"{args.items} pages, {args.latency_ms:g} ms latency per answer, SQLite")
         print(f"{'workers':>8} {'items/s':>9} {'bound':>9} {'seconds':>8} {'stored':>7}")
         last = None
-        for workers in (1, 4, 16):
+        for workers in [int(n) for n in args.workers.split(",")]:
             folder = Path(tmp) / f"w{workers}"
             folder.mkdir()
             crawler, seconds = crawl(base, folder, args.items, workers, rate=None)
             bound = workers / (args.latency_ms / 1000)
             print(f"{workers:>8} {args.items / seconds:>9.1f} {bound:>9.0f} {seconds:>8.2f} {crawler.stats.stored:>7}")
             last = folder
-        before = len(state.requests)
+        before = len(requests())
         folder = Path(tmp) / "limited"
         folder.mkdir()
         items = min(args.items, int(args.rate * 6))
         crawl(base, folder, items, 16, rate=args.rate)
-        seen = [r.at for r in state.requests[before:] if r.path.startswith("/pages/")]
+        seen = [at for path, at in requests()[before:] if path.startswith("/pages/")]
+        mean = (len(seen) - 1) / (max(seen) - min(seen)) if len(seen) > 1 else 0.0
         print(
             f"rate limit {args.rate:g}/s (burst 1), 16 workers, {items} pages: busiest one-second window "
-            f"{busiest_second(seen)} requests"
+            f"{busiest_second(seen)} requests, {mean:.1f} requests/s on average"
         )
         assert last is not None
         crawler, seconds = crawl(base, last, args.items, 16, rate=None, refresh=True)

@@ -101,11 +101,15 @@ def test_a_crawler_killed_mid_run_is_finished_by_the_next_without_duplicates(
     config = write_config(tmp_path, base, rate=10, lease=2)  # 234 items: about 23 s
     env = {**os.environ, "HOLOCRON_EMBED_PROVIDER": "ollama"}  # --no-index: no model is needed
     command = holocron_cli(home, "crawl", "--config", str(config), "--no-index", "--max-workers", "2")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    log_path = tmp_path / "crawl.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60
         while sum(status(home).get(state, 0) for state in ("completed", "failed")) < 20:
-            assert process.poll() is None and time.monotonic() < deadline, "the crawl never got going"
+            assert process.poll() is None and time.monotonic() < deadline, (
+                f"the crawl never got going: {log_path.read_text()[-3000:]}"
+            )
             time.sleep(0.2)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -127,3 +131,63 @@ def test_a_crawler_killed_mid_run_is_finished_by_the_next_without_duplicates(
         raw = tx.t.ingest_records
         rows = tx.execute(select(raw.c.resource_id, func.count()).group_by(raw.c.resource_id)).all()
     assert sorted(rows) == [("Arya Stark", 1), ("Jon Snow", 1)]
+
+
+def test_crawlers_on_two_machines_share_one_crawl_and_obey_one_drain(
+    pg_url: str, tmp_path: Path, replay: tuple[str, ReplayState]
+) -> None:
+    """Two crawler processes (two machines) on one PostgreSQL: every page asked once, both doing the work; a
+    drain written by a third process stops both, and a later run finishes the crawl without duplicates."""
+    base, state = replay
+    state.reset()
+    config = write_config(tmp_path, base, rate=10)  # 10 a second each: about 12 s for the two together
+    env = {**os.environ, "HOLOCRON_EMBED_PROVIDER": "ollama", "HOLOCRON_DATABASE_URL": pg_url}
+    homes = [tmp_path / f"machine-{n}" for n in range(3)]
+
+    def cli(home: Path, *args: str) -> list[str]:
+        return holocron_cli(home, *args)
+
+    def pg_status() -> dict[str, int]:
+        out = subprocess.run(cli(homes[2], "crawl", "status", "--json"), capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+        return dict(json.loads(out.stdout)["items"])
+
+    # One seeds; both crawl (the second's seeding finds every seed known: a no-op).
+    crawl_args = ("crawl", "--config", str(config), "--no-index", "--max-workers", "2")
+    logs = [tmp_path / f"crawler-{n}.log" for n in range(2)]
+    processes = []
+    for home, log_path in zip(homes[:2], logs, strict=True):
+        with log_path.open("w") as log:
+            processes.append(subprocess.Popen(cli(home, *crawl_args), stdout=log, stderr=subprocess.STDOUT, env=env))
+    try:
+        deadline = time.monotonic() + 60
+        while sum(pg_status().get(s, 0) for s in ("completed", "failed")) < 40:
+            assert all(p.poll() is None for p in processes), [log.read_text()[-2000:] for log in logs]
+            assert time.monotonic() < deadline, "the crawl never got going"
+            time.sleep(0.2)
+        drained = subprocess.run(cli(homes[2], "crawl", "drain"), capture_output=True, text=True, env=env)
+        assert drained.returncode == 0, drained.stderr
+        for process in processes:
+            process.wait(timeout=30)  # both machines obeyed the one drain
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    stopped = pg_status()
+    assert stopped.get("pending", 0) > 0 and stopped.get("claimed", 0) == 0  # in the middle, nothing held
+    assert subprocess.run(cli(homes[2], "crawl", "resume"), env=env, capture_output=True).returncode == 0
+    finish = subprocess.run(cli(homes[2], *crawl_args), capture_output=True, text=True, env=env, timeout=120)
+    assert finish.returncode == 2, finish.stderr  # the 231 pages never recorded failed, with their reason
+    assert pg_status() == {"completed": 3, "failed": 231}
+
+    requests = state.requests_to("/awoiaf.westeros.org/")
+    asked = [(r.params.get("prop"), r.params["titles"]) for r in requests if "titles" in r.params]
+    # Arya Stark's page and her links, then the 232 pages she links to: each request made once, by one machine.
+    assert len(asked) == len(set(asked)) == 234
+    settings = Settings(database_url=pg_url, home=homes[2])  # type: ignore[call-arg]
+    with Holocron(settings, provider=local_provider()) as holo, holo.db.read() as tx:
+        items, raw = tx.t.work_items, tx.t.ingest_records
+        owners = set(tx.execute(select(items.c.locked_by).where(items.c.locked_by.is_not(None))).scalars())
+        stored = tx.execute(select(raw.c.resource_id, func.count()).group_by(raw.c.resource_id)).all()
+    assert len(owners) == 3  # items finished by each of the two crawlers, then by the third run
+    assert sorted(stored) == [("Arya Stark", 1), ("Jon Snow", 1)]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from holocron.crawl.limits import Limit, Limits
+from holocron.crawl.limits import WINDOW_MARGIN_S, Limit, Limits
 
 
 class FakeClock:
@@ -37,16 +37,30 @@ def test_requests_are_spaced_by_the_rate_after_the_burst() -> None:
     clock = FakeClock()
     limits = Limits(Limit(rate=4, burst=2), Limit(), clock=clock, sleep=clock.sleep)
     times = starts(limits, clock, ["a"] * 6)
-    assert [round(t - 100, 3) for t in times] == [0.0, 0.0, 0.25, 0.5, 0.75, 1.0]
-    # In any one second, at most rate + burst - 1 requests began.
-    assert max(sum(1 for t in times if start <= t < start + 1) for start in times) <= 5
+    # The burst of 2 goes at once, then the rate spaces them; the fifth waits for the window (a second and its
+    # margin after the first two), where a token bucket alone would start it at 0.75.
+    assert [round(t - 100, 3) for t in times] == [0.0, 0.0, 0.25, 0.5, 1.025, 1.025]
+    # In any one second (and its margin), at most rate requests began: never rate + burst.
+    assert max(sum(1 for t in times if start <= t < start + 1 + WINDOW_MARGIN_S) for start in times) == 4
+
+
+@pytest.mark.parametrize("rate", [0.5, 1, 2.5, 7, 50])
+def test_no_second_ever_sees_more_than_the_rate(rate: float) -> None:
+    """Threads that wake late bunch up after a token bucket's wait; the window still holds them to the rate."""
+    clock = FakeClock()
+    limits = Limits(Limit(rate=rate, burst=3), Limit(), clock=clock, sleep=lambda s: clock.sleep(s * 1.3))
+    times = starts(limits, clock, ["a"] * 120)
+    busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)
+    assert busiest <= max(1, rate)
+    # ... and yet does not starve it: late wake-ups included, well over half the rate is reached.
+    assert (len(times) - 1) / (times[-1] - times[0]) > 0.6 * rate
 
 
 def test_the_host_limit_applies_to_its_host_only() -> None:
     clock = FakeClock()
     limits = Limits(Limit(), Limit(rate=1, burst=1), clock=clock, sleep=clock.sleep)
     times = starts(limits, clock, ["slow.example", "other.example", "slow.example", "other.example"])
-    assert [round(t - 100, 3) for t in times] == [0.0, 0.0, 1.0, 1.0]
+    assert [round(t - 100, 3) for t in times] == [0.0, 0.0, 1 + WINDOW_MARGIN_S, 1 + WINDOW_MARGIN_S]
 
 
 def test_a_pause_holds_the_host_for_everyone() -> None:

@@ -133,8 +133,8 @@ def test_a_redirect_loop_and_other_4xx_fail_at_once_with_the_reason(
     db: Database, replay: tuple[str, ReplayState], state: ReplayState
 ) -> None:
     base, _ = replay
-    state.set("redirect-loop", prefix="/en.wikipedia.org/")
-    crawler = crawl(db, wiki(base, "en.wikipedia.org", pages=["Bush", "No such recording"]), max_workers=2)
+    state.set("redirect-loop", prefix="/en.wikipedia.org/")  # the first request: Bush's, with one worker
+    crawler = crawl(db, wiki(base, "en.wikipedia.org", pages=["Bush", "No such recording"]), max_workers=1)
     assert records(db) == [] and crawler.stats.failed == 2 and crawler.stats.retried == 0
     with db.read() as tx:
         reasons = sorted(e["example"] for e in crawl_overview(tx)["errors"])
@@ -205,3 +205,22 @@ def test_a_configuration_file_names_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         load_config(bad)
     assert str(bad) in str(refused.value) and "contact" in str(refused.value)
+
+
+def test_a_yaml_configuration_is_the_same_crawl(tmp_path: Path) -> None:
+    toml = tmp_path / "sources.toml"
+    toml.write_text(
+        '[crawl]\ncontact = "ops@example.org"\nrate = 3\n\n'
+        '[[sources]]\nkind = "mediawiki"\nname = "wiki"\napi = "https://wiki.example/w/api.php"\n'
+        'pages = ["Arya Stark"]\nfollow = ["links"]\nnamespaces = [0]\n'
+    )
+    yaml_file = tmp_path / "sources.yml"
+    yaml_file.write_text(
+        "crawl:\n  contact: ops@example.org\n  rate: 3\nsources:\n  - kind: mediawiki\n    name: wiki\n"
+        "    api: https://wiki.example/w/api.php\n    pages: [Arya Stark]\n    follow: [links]\n    namespaces: [0]\n"
+    )
+    assert load_config(yaml_file) == load_config(toml)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("crawl:\n  contact: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not valid yaml"):
+        load_config(broken)

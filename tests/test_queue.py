@@ -249,14 +249,15 @@ def test_claim_filters_by_type_and_space(queue: JobQueue, db: Database, space_id
     assert queue.peek(spaces=[other_space])[0].job_type is JobType.RETRIEVE_TEST
 
 
-def test_concurrent_claims_never_hand_out_a_job_twice(db: Database, space_id: int) -> None:
+@pytest.mark.parametrize("batch", [1, 7])
+def test_concurrent_claims_never_hand_out_a_job_twice(db: Database, space_id: int, batch: int) -> None:
     queue = JobQueue(db)
-    queue.enqueue_many([NewJob(JobType.RETRIEVE_TEST, retrieve(space_id, f"q{i}")) for i in range(40)])
+    queue.enqueue_many([NewJob(JobType.RETRIEVE_TEST, retrieve(space_id, f"q{i}")) for i in range(60)])
     claimed: dict[str, list[int]] = {f"w{i}": [] for i in range(4)}
 
     def claim_all(worker_id: str) -> None:
-        while (job := queue.claim(worker_id, lease_seconds=60)) is not None:
-            claimed[worker_id].append(job.job_id)
+        while jobs := queue.claim_many(worker_id, batch, lease_seconds=60):
+            claimed[worker_id].extend(job.job_id for job in jobs)
 
     threads = [threading.Thread(target=claim_all, args=(w,)) for w in claimed]
     for thread in threads:
@@ -264,7 +265,22 @@ def test_concurrent_claims_never_hand_out_a_job_twice(db: Database, space_id: in
     for thread in threads:
         thread.join()
     everything = [job_id for ids in claimed.values() for job_id in ids]
-    assert len(everything) == len(set(everything)) == 40
+    assert len(everything) == len(set(everything)) == 60
+
+
+def test_claim_many_takes_a_batch_in_claim_order_under_one_token(queue: JobQueue, space_id: int) -> None:
+    low = [queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id, f"low{i}")).job for i in range(3)]
+    high = queue.enqueue(JobType.RETRIEVE_TEST, retrieve(space_id, "high"), priority=5).job
+    batch = queue.claim_many("w", 3, lease_seconds=30)
+    assert [j.job_id for j in batch] == [high.job_id, low[0].job_id, low[1].job_id]
+    assert len({j.claim_token for j in batch}) == 1 and batch[0].claim_token
+    assert all(j.status is JobStatus.RUNNING and j.attempt_count == 1 for j in batch)
+    assert [j.job_id for j in queue.claim_many("w", 10, lease_seconds=30)] == [low[2].job_id]
+    assert queue.claim_many("w", 10, lease_seconds=30) == []
+    # The shared token fences each job on its own: one job finished, the others still owned.
+    assert queue.succeed(batch[1]) and queue.get(batch[0].job_id).status is JobStatus.RUNNING  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="at least one"):
+        queue.claim_many("w", 0, lease_seconds=30)
 
 
 # --- leases ----------------------------------------------------------------------------------------------------

@@ -19,12 +19,12 @@
 
 from __future__ import annotations
 
-import importlib
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from holocron._version import __version__
@@ -104,23 +104,14 @@ class CrawlConfig(BaseModel):
 
 
 def load_config(path: Path) -> CrawlConfig:
-    """Read and validate a TOML (or, with PyYAML installed, YAML) crawl configuration."""
+    """Read and validate a TOML (or YAML: ``.yaml``, ``.yml``) crawl configuration."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            try:
-                yaml: Any = importlib.import_module("yaml")
-            except ImportError:
-                raise ConfigError(f"{path}: a YAML configuration needs PyYAML (pip install pyyaml)") from None
-            data = yaml.safe_load(text)
-        else:
-            data = tomllib.loads(text)
-    except ConfigError:
-        raise
-    except Exception as exc:  # tomllib.TOMLDecodeError, yaml.YAMLError
+        data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
     try:
         return CrawlConfig.model_validate(data)

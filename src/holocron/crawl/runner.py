@@ -1,10 +1,13 @@
 """The crawler: worker threads that claim work items, fetch them politely, and store what they find.
 
-Each thread claims an item from ``ingest.work_items`` (the one queue: leases, fencing tokens, heartbeats,
-backoff, dead letters), asks the item's source plugin for the request, waits for the limits, fetches with the
-one shared httpx client, and writes in one transaction: the response with its audit trail, its source's
-registration, the CHUNK_SOURCE trigger, the items it discovered and the item's completion. A 304, or a body
-whose sha256 is the stored one, writes nothing but the completion.
+Items come from ``ingest.work_items`` (the one queue: leases, fencing tokens, heartbeats, backoff, dead
+letters), claimed a batch at a time with the validators of their last stored answers read alongside. Each
+thread takes one, asks the item's source plugin for the request, waits for the limits and fetches with the one
+shared httpx client. Its outcome goes to the crawler's writer, which commits the outcomes waiting for it
+together, each item under its own savepoint, so that each is still all or nothing: the response with its audit
+trail, its source's registration, the CHUNK_SOURCE trigger, the items it discovered and the item's completion
+(or its failure). A 304, or a body whose sha256 is the stored one, writes nothing but the completion. One
+writer keeps the database's write lock out of the fetching threads' way (SQLite has one writer at a time).
 
 Failures: a timeout, a dropped or truncated answer, 429 and 5xx are retried with the queue's backoff, no
 sooner than the server's ``Retry-After`` (which also pauses the host for every thread); any other 4xx, a
@@ -18,6 +21,7 @@ the next one takes back when their leases run out.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import urllib.robotparser
@@ -44,6 +48,7 @@ from holocron.jobs.worker import Heartbeater, default_worker_id, stop_signals
 from holocron.observability.metrics import observe_fetch
 from holocron.store.crawl import (
     ControlState,
+    Validators,
     control_states,
     effective_state,
     finish_crawl_run,
@@ -62,15 +67,15 @@ log = logging.getLogger(__name__)
 IndexTrigger = Callable[[Tx, list[tuple[str, str]]], None]
 """Queues the indexing of ``(source_id, content_sha256)`` pairs inside the crawl's write transaction."""
 POLL_S = 0.5
+CLAIM_BATCH_MAX = 32
+"""At most this many items claimed at once (two per worker thread: one to fetch, one ready; few leases held)."""
+WRITE_BATCH_MAX = 64
+"""At most this many outcomes committed in one transaction."""
 STATS_EVERY_S = 5.0
 """How often a running crawl writes its figures to its run row."""
 LATENCY_SAMPLE = 1000
 DISALLOW_ALL = ["User-agent: *", "Disallow: /"]
 REASON_CHARS = 300
-
-
-class LeaseLostError(RuntimeError):
-    """The item was taken back (its lease ran out, an operator cancelled it): nothing of it is written."""
 
 
 @dataclass
@@ -126,15 +131,27 @@ class _FailedFetchError(Exception):
 
 
 @dataclass
-class _InFlight:
-    """A claimed item as the shared heartbeat sees it."""
+class _Claim:
+    """A claimed item as the shared heartbeat sees it, with the validators of its last stored answer."""
 
     job: WorkItem
     queue: Queue[Any]
+    validators: Validators | None = None
     lease_lost: bool = False
 
     def progress_snapshot(self) -> tuple[int, dict[str, Any]]:
         return 0, {}
+
+
+@dataclass
+class _Outcome:
+    """What a fetch came to, waiting for the writer: an answer to store, or a failure to record."""
+
+    claim: _Claim
+    reading: Reading = field(default_factory=Reading)
+    records: list[RawRecord] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+    failure: _FailedFetchError | None = None
 
 
 class Robots:
@@ -205,9 +222,16 @@ class Crawler:
         self.stats = CrawlStats()
         self.run_id: str | None = None
         self._stop = threading.Event()
+        self._new_work = threading.Event()
         self._states: dict[str, ControlState] = {}
         self._in_flight = 0
+        """Items claimed and not yet written (waiting, fetching, or waiting for the writer)."""
         self._lock = threading.Lock()
+        self._claim_lock = threading.Lock()
+        self._claimed: deque[_Claim] = deque()
+        self._claim_batch = min(CLAIM_BATCH_MAX, 2 * max_workers)
+        self._outbox: queue.Queue[_Outcome | None] = queue.Queue(maxsize=4 * max_workers)
+        self._heartbeater = Heartbeater([self.queue], settings.lease_s, settings.lease_s / 3)
 
     # -- seeding ----------------------------------------------------------------------------------------------
 
@@ -253,22 +277,22 @@ class Crawler:
         if not self._stop.is_set():
             log.warning("crawl stopping: %s", reason)
         self._stop.set()
+        self._new_work.set()
 
     def run(self) -> CrawlStats:
         self.run_id = start_crawl_run(
             self.db, {"sources": sorted(self.sources), "max_workers": self.max_workers}, worker_id=self.worker_id
         )
         error: str | None = None
-        heartbeater = Heartbeater([self.queue], self.settings.lease_s, self.settings.lease_s / 3)
-        heartbeater.start()
+        self._heartbeater.start()
+        writer = threading.Thread(target=self._write_loop, name="holocron-crawl-writer", daemon=True)
+        writer.start()
         try:
             with stop_signals(self._on_signal, enabled=self.handle_signals), self._client() as client:
                 robots = Robots(client, self.limits, self.settings.user_agent)
                 self._poll_control()
                 threads = [
-                    threading.Thread(
-                        target=self._work, args=(client, robots, heartbeater), name=f"holocron-crawl-{n}", daemon=True
-                    )
+                    threading.Thread(target=self._work, args=(client, robots), name=f"holocron-crawl-{n}", daemon=True)
                     for n in range(self.max_workers)
                 ]
                 for thread in threads:
@@ -287,7 +311,10 @@ class Crawler:
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            heartbeater.close()
+            self._outbox.put(None)  # the writer commits what the threads handed it, then stops
+            writer.join()
+            self._give_back_unstarted()
+            self._heartbeater.close()
             finish_crawl_run(self.db, self.run_id, stats=self.stats.to_json(), error=error)
         return self.stats
 
@@ -324,36 +351,85 @@ class Crawler:
         draining = bool(states) and all(state == "draining" for state in states.values())
         return running, paused, draining
 
-    def _work(self, client: httpx.Client, robots: Robots, heartbeater: Heartbeater) -> None:
+    def _work(self, client: httpx.Client, robots: Robots) -> None:
         while not self._stop.is_set():
             running, paused, draining = self._claimable()
             if draining:
                 return
-            work = (
-                self.queue.claim(self.worker_id, lease_seconds=self.settings.lease_s, spaces=running)
-                if running
-                else None
-            )
-            if work is None:
+            claim = self._take(running) if running else None
+            if claim is None:
                 if self.exit_when_idle and not paused and self._idle():
                     return
-                self._stop.wait(POLL_S)
+                self._new_work.wait(POLL_S)
+                self._new_work.clear()
                 continue
-            ctx = _InFlight(work, self.queue)
-            heartbeater.add(ctx)
-            with self._lock:
-                self._in_flight += 1
             try:
-                self._process(client, robots, work, ctx)
+                outcome = self._process(client, robots, claim)
             except Exception:
+                work = claim.job
                 log.exception(
                     "work item %s (%s %s) failed unexpectedly", work.job_id, work.source_name, work.resource_id
                 )
-                self.queue.fail(work, "the crawler failed on this item (see its log)")
-            finally:
-                heartbeater.remove(ctx)
-                with self._lock:
-                    self._in_flight -= 1
+                failure = _FailedFetchError("the crawler failed on this item (see its log)", permanent=False)
+                outcome = _Outcome(claim, failure=failure)
+            self._heartbeater.settle(claim)  # its lease still renewed; a loss is now the writer's to find
+            self._outbox.put(outcome)
+
+    # -- claiming ---------------------------------------------------------------------------------------------
+
+    def _take(self, running: Sequence[str]) -> _Claim | None:
+        """The next claimed item of a running source; claims a batch (one statement, one read of the batch's
+        validators) when none is waiting. Items of a source paused since their claim are given back."""
+        with self._claim_lock:
+            while self._claimed:
+                claim = self._claimed.popleft()
+                if claim.lease_lost:  # taken back while it waited here: not ours to fetch
+                    self._settled(claim)
+                elif claim.job.source_name in running:
+                    return claim
+                else:
+                    self._give_back(claim)
+            batch = self.queue.claim_many(
+                self.worker_id, self._claim_batch, lease_seconds=self.settings.lease_s, spaces=running
+            )
+            if not batch:
+                return None
+            with self._lock:
+                self._in_flight += len(batch)
+            validators = self._validators(batch)
+            for job in batch:
+                claim = _Claim(job, self.queue, validators.get((job.source_name, job.resource_id)))
+                self._heartbeater.add(claim)
+                self._claimed.append(claim)
+            return self._claimed.popleft()
+
+    def _validators(self, batch: Sequence[WorkItem]) -> dict[tuple[str, str], Validators]:
+        by_source: dict[str, list[str]] = {}
+        for job in batch:
+            by_source.setdefault(job.source_name, []).append(job.resource_id)
+        with self.db.read() as tx:
+            return {
+                (name, resource_id): found
+                for name, ids in by_source.items()
+                for resource_id, found in last_validators(tx, name, ids).items()
+            }
+
+    def _give_back(self, claim: _Claim) -> None:
+        """An item claimed and never started: back in the queue, its attempt not counted."""
+        try:
+            self.queue.release(claim.job)
+        finally:
+            self._settled(claim)
+
+    def _give_back_unstarted(self) -> None:
+        with self._claim_lock:
+            while self._claimed:
+                self._give_back(self._claimed.popleft())
+
+    def _settled(self, claim: _Claim) -> None:
+        self._heartbeater.remove(claim)
+        with self._lock:
+            self._in_flight -= 1
 
     def _idle(self) -> bool:
         with self._lock:
@@ -364,28 +440,25 @@ class Crawler:
 
     # -- one item ---------------------------------------------------------------------------------------------
 
-    def _process(self, client: httpx.Client, robots: Robots, work: WorkItem, ctx: _InFlight) -> None:
-        entry = work.parsed_input()
-        source = self.sources[work.source_name]
+    def _process(self, client: httpx.Client, robots: Robots, claim: _Claim) -> _Outcome:
+        entry = claim.job.parsed_input()
+        source = self.sources[claim.job.source_name]
         try:
             request = source.request(entry)
             if source.obeys_robots and not robots.allowed(request.url):
                 raise _FailedFetchError(f"robots.txt of {urlsplit(request.url).netloc} disallows it", permanent=True)
-            self._fetch_and_store(client, source, work, entry, request, ctx)
+            return self._fetch(client, source, claim, entry, request)
         except _FailedFetchError as failure:
-            self._fail(work, failure)
+            return _Outcome(claim, failure=failure)
         except ItemError as error:
-            self._fail(
-                work, _FailedFetchError(error.reason, permanent=error.permanent, retry_after_s=error.retry_after_s)
-            )
-        except LeaseLostError:
-            log.warning("work item %s was taken back while it ran; its answer is dropped", work.job_id)
+            refused = _FailedFetchError(error.reason, permanent=error.permanent, retry_after_s=error.retry_after_s)
+            return _Outcome(claim, failure=refused)
 
-    def _conditional_headers(self, source: Source, entry: WorkItemInput, request: Request) -> dict[str, str]:
+    @staticmethod
+    def _conditional_headers(claim: _Claim, request: Request) -> dict[str, str]:
+        found = claim.validators
         if not request.conditional:
             return {}
-        with self.db.read() as tx:
-            found = last_validators(tx, source.name, [entry.resource_id]).get(entry.resource_id)
         headers: dict[str, str] = {}
         if found is not None and found.etag:
             headers["If-None-Match"] = found.etag
@@ -393,16 +466,11 @@ class Crawler:
             headers["If-Modified-Since"] = found.last_modified
         return headers
 
-    def _fetch_and_store(
-        self,
-        client: httpx.Client,
-        source: Source,
-        work: WorkItem,
-        entry: WorkItemInput,
-        request: Request,
-        ctx: _InFlight,
-    ) -> None:
-        headers = self._conditional_headers(source, entry, request)
+    def _fetch(
+        self, client: httpx.Client, source: Source, claim: _Claim, entry: WorkItemInput, request: Request
+    ) -> _Outcome:
+        """Ask for the item and read the answer: what to store, or why it failed (nothing is written here)."""
+        headers = self._conditional_headers(claim, request)
         host = urlsplit(request.url).netloc
         try:
             with self.limits.request(host):
@@ -428,10 +496,7 @@ class Crawler:
             self.stats.bytes += len(response.content)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if code == 304:
-            self._complete(work, ctx, Reading(), [], {"status_code": 304, "not_modified": True})
-            with self.stats.lock:
-                self.stats.not_modified += 1
-            return
+            return _Outcome(claim, result={"status_code": 304, "not_modified": True})
         if code == 429 or code >= 500:
             if retry_after:
                 self.limits.pause(host, retry_after)
@@ -458,7 +523,7 @@ class Crawler:
             "status_code": code,
             "response_headers": dict(response.headers),
             "duration_ms": round(duration_ms, 3),
-            "work_item_id": work.job_id,
+            "work_item_id": claim.job.job_id,
             "run_id": self.run_id,
         }
         records = []
@@ -481,37 +546,119 @@ class Crawler:
                     audit=audit,
                 )
             )
-        self._complete(work, ctx, reading, records, {"status_code": code, **reading.facts})
+        return _Outcome(claim, reading, records, {"status_code": code, **reading.facts})
 
-    def _complete(
-        self, work: WorkItem, ctx: _InFlight, reading: Reading, records: list[RawRecord], result: dict[str, Any]
-    ) -> None:
-        """One transaction: the records, their indexing trigger, the discovered items and the completion."""
-        if ctx.lease_lost:
-            raise LeaseLostError(str(work.job_id))
-        with self.db.write() as tx:
-            registered = register_in(tx, records)
-            if self.index is not None and registered.to_index:
-                fresh = set(registered.to_index)
-                self.index(tx, [(r.source_id, r.content_sha256) for r in records if r.source_id in fresh])
-            created = self._enqueue(tx, reading.discovered)
-            if not self.queue.succeed_in(
-                tx, work, {**result, "stored": len(registered.to_index), "discovered": created}
-            ):
-                raise LeaseLostError(str(work.job_id))
-        with self.stats.lock:
-            self.stats.completed += 1
-            self.stats.stored += len(registered.to_index)
-            self.stats.unchanged += len(registered.unchanged)
-            self.stats.discovered += created
+    # -- writing ----------------------------------------------------------------------------------------------
 
-    def _fail(self, work: WorkItem, failure: _FailedFetchError) -> None:
-        outcome = self.queue.fail(work, failure.reason, permanent=failure.permanent, not_before_s=failure.retry_after_s)
+    def _write_loop(self) -> None:
+        """Commit the outcomes waiting in the outbox together, until the run hands it None."""
+        stopping = False
+        while not stopping:
+            first = self._outbox.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < WRITE_BATCH_MAX:
+                try:
+                    found = self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+                if found is None:
+                    stopping = True
+                    break
+                group.append(found)
+            self._write(group)
+
+    def _write(self, group: list[_Outcome]) -> None:
+        """One transaction for the group: the claims still owned are locked first, then every answer is
+        written in bulk. A group the database refuses is written again one item at a time, so that one bad
+        item holds back no other; an item refused alone is failed with the database's reason."""
+        try:
+            with self.db.write() as tx:
+                tallies = self._write_in(tx, group)
+        except Exception as exc:
+            if len(group) > 1:
+                for outcome in group:
+                    self._write([outcome])
+                return
+            self._refused(group[0], exc)
+            return
+        for outcome, tally in zip(group, tallies, strict=True):
+            self._settled(outcome.claim)
+            if tally is not None:
+                self._count(outcome, tally)
+        self._new_work.set()
+
+    def _write_in(self, tx: Tx, group: list[_Outcome]) -> list[dict[str, Any] | None]:
+        """The writes of the group's owned items; None for an item whose claim lost it (nothing of it kept)."""
+        owned = self.queue.owned_in(tx, [outcome.claim.job for outcome in group])
+        tallies: list[dict[str, Any] | None] = [None] * len(group)
+        answers: list[tuple[int, _Outcome]] = []
+        for n, outcome in enumerate(group):
+            work = outcome.claim.job
+            if work.job_id not in owned:
+                log.warning("work item %s was taken back while it ran; its answer is dropped", work.job_id)
+            elif outcome.failure is not None:
+                failure = outcome.failure
+                failed = self.queue.fail_in(
+                    tx, work, failure.reason, permanent=failure.permanent, not_before_s=failure.retry_after_s
+                )
+                tallies[n] = {"dead": failed is not None and failed.status is JobStatus.DEADLETTER}
+            else:
+                answers.append((n, outcome))
+        registered = register_in(tx, [record for _, outcome in answers for record in outcome.records])
+        fresh, unchanged = set(registered.to_index), set(registered.unchanged)
+        if self.index is not None and fresh:
+            pairs = {(r.source_id, r.content_sha256) for _, o in answers for r in o.records if r.source_id in fresh}
+            self.index(tx, sorted(pairs))
+        successes: list[tuple[WorkItem, dict[str, Any]]] = []
+        for n, outcome in answers:
+            ids = [record.source_id for record in outcome.records]
+            tally = {
+                "stored": sum(1 for i in ids if i in fresh),
+                "unchanged": sum(1 for i in ids if i in unchanged),
+                "created": self._enqueue(tx, outcome.reading.discovered) if outcome.reading.discovered else 0,
+            }
+            successes.append(
+                (outcome.claim.job, {**outcome.result, "stored": tally["stored"], "discovered": tally["created"]})
+            )
+            tallies[n] = tally
+        self.queue.succeed_many_in(tx, successes)
+        return tallies
+
+    def _refused(self, outcome: _Outcome, exc: Exception) -> None:
+        """The database would not take this item's outcome: fail the attempt with its reason (a later attempt
+        asks again), or, when even that is refused, leave its lease to run out."""
+        job = outcome.claim.job
+        log.error(
+            "work item %s (%s %s): storing its outcome failed",
+            job.job_id,
+            job.source_name,
+            job.resource_id,
+            exc_info=exc,
+        )
+        try:
+            self.queue.fail(job, f"storing the answer failed: {type(exc).__name__}: {exc}"[:REASON_CHARS])
+        except Exception:
+            log.exception("work item %s: recording the failure failed too; its lease will run out", job.job_id)
+        finally:
+            self._settled(outcome.claim)
+
+    def _count(self, outcome: _Outcome, tally: dict[str, Any]) -> None:
+        work = outcome.claim.job
         with self.stats.lock:
-            self.stats.errors[failure.reason.split(": ", 1)[0]] += 1
-            if outcome is not None and outcome.status is JobStatus.DEADLETTER:
-                self.stats.failed += 1
-            elif outcome is not None:
-                self.stats.retried += 1
-        if outcome is not None and outcome.status is JobStatus.DEADLETTER:
-            log.warning("%s %s: failed: %s", work.source_name, work.resource_id, failure.reason)
+            if outcome.failure is not None:
+                self.stats.errors[outcome.failure.reason.split(": ", 1)[0]] += 1
+                if tally["dead"]:
+                    self.stats.failed += 1
+                else:
+                    self.stats.retried += 1
+            else:
+                self.stats.completed += 1
+                self.stats.stored += tally["stored"]
+                self.stats.unchanged += tally["unchanged"]
+                self.stats.discovered += tally["created"]
+                if outcome.result.get("not_modified"):
+                    self.stats.not_modified += 1
+        if outcome.failure is not None and tally["dead"]:
+            log.warning("%s %s: failed: %s", work.source_name, work.resource_id, outcome.failure.reason)

@@ -51,6 +51,7 @@ from typing import Any, Generic, Literal, Protocol, TypedDict, TypeVar, Unpack
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
     Float,
+    Integer,
     Select,
     Table,
     Update,
@@ -240,7 +241,8 @@ def _tables(kind: QueueKind[Any], dialect: str) -> tuple[Table, Table | None]:
 
 @functools.cache
 def _claim_sql(kind: QueueKind[Any], dialect: str, by_type: bool, by_route: bool) -> Update:
-    """Take the best ready job in one statement; on PostgreSQL concurrent claimers skip each other's rows."""
+    """Take the best ``p_limit`` ready jobs in one statement; on PostgreSQL concurrent claimers skip each other's
+    rows (SELECT ... FOR UPDATE SKIP LOCKED under the UPDATE), on SQLite the write lock serialises them."""
     j, _ = _tables(kind, dialect)
     now = db_now()
     candidate = select(j.c.job_id).where(j.c.status.in_(READY_STATUSES), j.c.available_utc <= now)
@@ -249,12 +251,14 @@ def _claim_sql(kind: QueueKind[Any], dialect: str, by_type: bool, by_route: bool
     if by_route and kind.route_column is not None:
         route = j.c[kind.route_column]
         candidate = candidate.where(or_(route.is_(None), route.in_(bindparam("p_spaces", expanding=True))))
-    candidate = candidate.order_by(j.c.priority.desc(), j.c.available_utc, j.c.job_id).limit(1)
+    candidate = candidate.order_by(j.c.priority.desc(), j.c.available_utc, j.c.job_id).limit(
+        bindparam("p_limit", type_=Integer)
+    )
     if dialect == "postgresql":
         candidate = candidate.with_for_update(skip_locked=True)
     return (
         update(j)
-        .where(j.c.job_id == candidate.scalar_subquery(), j.c.status.in_(READY_STATUSES))
+        .where(j.c.job_id.in_(candidate.scalar_subquery()), j.c.status.in_(READY_STATUSES))
         .values(
             status=JobStatus.RUNNING.value,
             locked_by=bindparam("p_worker", type_=j.c.locked_by.type),
@@ -499,21 +503,37 @@ class Queue(Generic[J]):
         types: Sequence[str] | None = None,
         spaces: Sequence[int | str] | None = None,
     ) -> J | None:
-        """Take the next ready job for this worker, or None. Reclaims expired leases first (at most every
-        ``reclaim_every_s``).
+        """Take the next ready job for this worker, or None (:meth:`claim_many` of one)."""
+        claimed = self.claim_many(worker_id, 1, lease_seconds=lease_seconds, types=types, spaces=spaces)
+        return claimed[0] if claimed else None
 
-        The returned job carries the claim's fencing token (``claim_token``): pass it to the owner's
-        operations. ``types`` limits the job types; ``spaces`` the routes it serves: the embedding spaces whose
-        model this worker has, the sources a crawler knows (other jobs are left to other workers; only for a kind
-        with a routing column).
-        None means no limit.
+    def claim_many(
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        lease_seconds: float,
+        types: Sequence[str] | None = None,
+        spaces: Sequence[int | str] | None = None,
+    ) -> list[J]:
+        """Take up to ``limit`` ready jobs in one statement, best first. Reclaims expired leases first (at most
+        every ``reclaim_every_s``).
+
+        Each returned job carries the claim's fencing token (``claim_token``, one per call: every owner's write
+        matches the job id and the token together): pass it to the owner's operations. ``types`` limits the
+        job types; ``spaces`` the routes it serves: the embedding spaces whose model this worker has, the sources
+        a crawler knows (other jobs are left to other workers; only for a kind with a routing column). None
+        means no limit.
         """
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
+        if limit < 1:
+            raise ValueError("a claim takes at least one job")
         params: dict[str, Any] = {
             "p_worker": worker_id,
             "p_token": str(uuid.uuid4()),
             "p_lease": float(lease_seconds),
+            "p_limit": int(limit),
         }
         by_route = spaces is not None and self.kind.route_column is not None
         if types is not None:
@@ -524,8 +544,13 @@ class Queue(Generic[J]):
             if self._reclaim_due():
                 self.reclaim_in(tx)
             statement = _claim_sql(self.kind, tx.dialect, types is not None, by_route)
-            row = tx.execute(statement, params).first()
-        return self._row(row, True) if row is not None else None
+            rows = tx.execute(statement, params).all()
+            j, _ = self.kind.tables(tx)
+        # RETURNING keeps no order: the claim order again (priority first, then the oldest).
+        rows.sort(
+            key=lambda row: (-row._mapping[j.c.priority], row._mapping[j.c.available_utc], row._mapping[j.c.job_id])
+        )
+        return [self._row(row, True) for row in rows]
 
     def _reclaim_due(self) -> bool:
         now = time.monotonic()
@@ -628,6 +653,30 @@ class Queue(Generic[J]):
         wrote, or neither does. The caller rolls back when this returns False (the claim no longer owns it)."""
         params = {"p_job": job.job_id, "p_token": _claim_token(job), "p_result": dict(result or {})}
         return bool(tx.execute(_succeed_sql(self.kind, tx.dialect), params).rowcount)
+
+    def succeed_many_in(self, tx: Tx, outcomes: Sequence[tuple[ClaimedJob, Mapping[str, Any]]]) -> None:
+        """Several successes in one statement, inside the caller's transaction; call it on jobs that
+        :meth:`owned_in` found owned in that same transaction (it reports nothing per job)."""
+        if outcomes:
+            params = [
+                {"p_job": job.job_id, "p_token": _claim_token(job), "p_result": dict(result)}
+                for job, result in outcomes
+            ]
+            tx.execute(_succeed_sql(self.kind, tx.dialect), params)
+
+    def owned_in(self, tx: Tx, jobs: Sequence[ClaimedJob]) -> set[int]:
+        """The ids among ``jobs`` that their claims still own, their rows locked until the transaction ends
+        (SQLite's write transaction locks them all), so that their outcomes can be written in bulk."""
+        if not jobs:
+            return set()
+        j, _ = self.kind.tables(tx)
+        claims = [(job.job_id, _claim_token(job)) for job in jobs]
+        query = select(j.c.job_id).where(
+            j.c.status == JobStatus.RUNNING.value, tuple_(j.c.job_id, j.c.claim_token).in_(claims)
+        )
+        if tx.dialect == "postgresql":
+            query = query.with_for_update()
+        return set(tx.execute(query).scalars())
 
     def _owner(self, tx: Tx, job: ClaimedJob) -> Any:
         """The same guard with literal values, for the colder operations."""
