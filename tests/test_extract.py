@@ -191,6 +191,45 @@ def test_wikia_news_article() -> None:
     assert document.metadata["published"] == "2017-02-23T17:18:13-08:00"
     assert document.metadata["canonical_url"].endswith("star-wars-original-cuts-might-get-released-40th-anniversary")
     _assert_format(document)
+    assert document.metadata["extractor"] == "article"
+
+
+ARTICLE_GOLD: dict[str, dict[str, Any]] = json.loads(data_text("article-html/gold.json"))
+
+
+@pytest.mark.parametrize("name", sorted(ARTICLE_GOLD))
+def test_documentation_pages_keep_their_article_and_drop_their_furniture(name: str) -> None:
+    """No <article> or <main> on these pages (DocBook, Sphinx): the whole text of the article, navigation,
+    sidebars and footers gone. The rules alone kept the furniture; trafilatura alone loses the first sentence
+    of a DocBook paragraph (bench/extract_eval.py)."""
+    document = extract("html", data_text(f"article-html/{name}"))
+    text = _squash(document.text)
+    gold = ARTICLE_GOLD[name]
+    assert [s for s in gold["with"] if _squash(s) not in text] == []
+    assert [s for s in gold["without"] if _squash(s) in text] == []
+    assert document.metadata["extractor"] == "article"
+    _assert_format(document)
+
+
+def test_an_article_whose_wrapper_is_named_like_furniture_is_kept() -> None:
+    """A class that merely contains "sidebar", "widget" or "ad" is often the article's own wrapper."""
+    story = " ".join(
+        f"Sentence {n} of the story tells what the river did in the spring of that year." for n in range(40)
+    )
+    html = (
+        "<html><head><title>River</title></head><body><nav>Home | News | Sport | Weather</nav>"
+        '<div class="content-with-sidebar-wrp"><div class="l-sidebar-fixed l-article-body-segment">'
+        f'<div class="widget Blog"><div class="ad_body"><h1>The river</h1><p>{story}</p>'
+        f"<h2>Afterwards</h2><p>{story.replace('spring', 'autumn')}</p>"
+        '<aside><h3>Related stories</h3><ul><li><a href="/a">Floods close the old bridge again</a></li>'
+        '<li><a href="/b">Mayor promises new levees before winter</a></li></ul></aside></div></div></div></div>'
+        "<footer>Copyright 2024 Example News. All rights reserved.</footer></body></html>"
+    )
+    text = extract("html", html).text
+    assert "Sentence 39 of the story tells what the river did in the autumn" in text
+    assert "\n\nAfterwards\n\n" in text
+    assert "Home | News" not in text and "All rights reserved" not in text
+    assert "Related stories" not in text and "Mayor promises" not in text  # an aside of links inside it goes
 
 
 @pytest.mark.parametrize("name", WIKI_PAGES)

@@ -22,6 +22,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from holocron.extract._text import Block, clean_line, clean_title, compose, is_tail_heading, with_title
 from holocron.extract._types import ExtractedDocument, ExtractionError
+from holocron.extract.article import locate, reference_text, shingles
 
 # Article roots, most specific first. The first group marks a MediaWiki page.
 _WIKI_ROOTS = (
@@ -38,7 +39,8 @@ _GENERIC_ROOTS = ("article", "main", "[role=main]", "body")
 # would break up the sentence around them).
 _NOT_TEXT = (
     "script, style, noscript, template, link, meta, iframe, object, embed, svg, canvas, video, audio,"
-    " map, button, input, select, textarea, form, math, .mwe-math-element, img"
+    " map, button, input, select, textarea, form, math, .mwe-math-element, img,"
+    " a.headerlink, a.anchor-link, a.anchorjs-link, a.heading-anchor"  # permalink marks: a lone ¶ or #
 )
 
 # MediaWiki / Fandom furniture inside the article body: edit links, navigation boxes, tables of
@@ -111,15 +113,31 @@ _BLOCKS = frozenset(
 _TITLE_SEPARATORS = (" - ", " | ", " – ", " — ", " :: ", " · ")
 
 
-def extract_html(payload: str, *, origin: str | None = None) -> ExtractedDocument:
-    """Extract the article of a served HTML page: title first, then infobox facts, then the body."""
-    tree = LexborHTMLParser(limit_nesting(payload), scripting=True)
+def extract_html(payload: str, *, origin: str | None = None, general: bool = True) -> ExtractedDocument:
+    """Extract the article of a served HTML page: title first, then infobox facts, then the body.
+
+    A MediaWiki skin (Wikipedia, Fandom, standalone wikis) goes through the wiki rules of this module; any
+    other page through :mod:`holocron.extract.article` (trafilatura), with these rules as the fallback when
+    that finds no main text (``general=False``: these rules alone, as ``bench/extract_eval.py`` compares).
+    ``metadata["extractor"]`` says which one produced the text.
+    """
+    html = limit_nesting(payload)
+    tree = LexborHTMLParser(html, scripting=True)
     root, wiki = _find_root(tree)
     title = _find_title(tree, root)
     metadata = _metadata(tree, origin)
-    if root is None:
-        raise ExtractionError("HTML page has no readable text")
-    blocks = article_blocks(root, wiki=wiki, title=title)
+    blocks: list[Block] = []
+    metadata["extractor"] = "wiki" if wiki else "article"
+    if general and not wiki and tree.body is not None:
+        reference = reference_text(html)
+        located = locate(tree.body, reference)
+        if located is not None:
+            blocks = article_blocks(located, wiki=False, title=title, reference=reference)
+    if not compose(blocks):
+        if root is None:
+            raise ExtractionError("HTML page has no readable text")
+        blocks = article_blocks(root, wiki=wiki, title=title)
+        metadata["extractor"] = "wiki" if wiki else "fallback"
     if not compose(blocks):
         raise ExtractionError("HTML page has no readable text")
     return ExtractedDocument(title=title, text=compose(with_title(title, blocks)), metadata=metadata)
@@ -134,15 +152,23 @@ def fragment_blocks(html: str, *, title: str | None = None) -> list[Block]:
     return article_blocks(root, wiki=True, title=title)
 
 
-def article_blocks(root: LexborNode, *, wiki: bool, title: str | None) -> list[Block]:
-    """Infobox lines followed by the body blocks of an article root (the tree is modified)."""
+def article_blocks(root: LexborNode, *, wiki: bool, title: str | None, reference: str | None = None) -> list[Block]:
+    """Infobox lines followed by the body blocks of an article root (the tree is modified).
+
+    Layout elements (nav, aside, ...) and, on a non-wiki page, elements whose class or id names a kind of
+    furniture are dropped; with a ``reference`` text (:func:`holocron.extract.article.reference_text`), only
+    those whose text the reference does not hold (a Sphinx ``aside`` holding the abstract stays).
+    """
     _remove(root, _NOT_TEXT)
     _remove(root, _WIKI_NOISE)
     _remove(root, _HIDDEN)
     facts = _lift_infoboxes(root, title)
-    _remove(root, _LAYOUT_NOISE)
-    if not wiki:
-        _remove_boilerplate(root)
+    if reference is None:
+        _remove(root, _LAYOUT_NOISE)
+        if not wiki:
+            _remove_boilerplate(root)
+    else:
+        _remove_unreferenced(root, reference)
     body = _Renderer().render(root)
     return ([facts] if facts else []) + body
 
@@ -397,6 +423,30 @@ def _remove_boilerplate(root: LexborNode) -> None:
         marks = f"{node.attributes.get('class') or ''} {node.attributes.get('id') or ''}"
         if _BOILERPLATE_WORD.search(marks):
             node.decompose(recursive=False)
+
+
+def _remove_unreferenced(root: LexborNode, reference: str) -> None:
+    """Detach the layout elements (nav, header, footer, aside, ...) whose text the reference mostly leaves
+    out; an ``aside`` only when it is mostly links too (a box of the article's own prose, such as a Sphinx
+    abstract, stays; a "related stories" list goes). Class names are not trusted here: inside the article
+    they name its boxes as often as its furniture."""
+    held = shingles(reference)
+    for node in root.css(_LAYOUT_NOISE):
+        if node is root or node.parent is None:
+            continue
+        own = shingles(node.text(separator=" "))
+        if len(own & held) >= 0.5 * len(own) and own:
+            continue
+        if node.tag == "aside" and _link_share(node) < 0.5:
+            continue
+        node.decompose(recursive=False)
+
+
+def _link_share(node: LexborNode) -> float:
+    """The share of the element's text that is link text."""
+    total = len(node.text(separator=" ").split())
+    linked = sum(len(link.text(separator=" ").split()) for link in node.css("a"))
+    return linked / total if total else 1.0
 
 
 # --- infoboxes ---------------------------------------------------------------------------------------
