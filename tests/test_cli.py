@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -348,6 +349,28 @@ def test_search_filters_and_an_empty_result(indexed: dict[str, Any]) -> None:
 def test_search_table(indexed: dict[str, Any]) -> None:
     out = cli(indexed["home"], "search", "honey bees", "--mode", "keyword").stdout
     assert "Bees" in out and "Honey bees dance" in out
+    assert "bm25: keyword relevance" in out  # the score column says what its numbers are
+
+
+def test_search_explain_shows_every_stage(indexed: dict[str, Any]) -> None:
+    home = indexed["home"]
+    out = cli(home, "search", "how do honey bees talk", "--explain").stdout
+    header = next(line for line in out.splitlines() if "rank" in line and "snippet" in line)
+    assert [word for word in ("rank", "rrf", "vector", "keyword", "title", "snippet") if word in header] == [
+        "rank",
+        "rrf",
+        "vector",
+        "keyword",
+        "title",
+        "snippet",
+    ]
+    assert "rrf: reciprocal-rank fusion" in out and "0.0328 is first in both" in out
+    body = cli_json(home, "search", "how do honey bees talk", "-k", "1")
+    top = body["hits"][0]
+    assert re.search(r"#\d+ \d\.\d{3}", out)  # a stage's rank and score
+    # The snippet shows the matching sentence with its words marked.
+    marked = {top["snippet"][a:b].casefold() for a, b in top["highlights"]}
+    assert marked and marked <= {"honey", "bees", "bee", "talk"}
 
 
 def test_evidence_json_and_text(indexed: dict[str, Any], model_url: str) -> None:

@@ -16,6 +16,7 @@ from datafiles import data_file
 from holocron.config import Settings
 from holocron.embedding.base import ModelIdentity, ProviderStats, Purpose
 from holocron.hashing import sha256_text
+from holocron.retrieval.config import RetrievalConfig
 from holocron.retrieval.filters import SearchFilters
 from holocron.retrieval.fusion import cap_per_group, reciprocal_rank_fusion
 from holocron.retrieval.keyword import fts5_query, keyword_search, query_terms, tsquery
@@ -275,6 +276,17 @@ def test_every_search_is_logged_with_its_policy(db_url: str, tmp_path: Path) -> 
         assert [h["chunk_id"] for h in hits] == [h.chunk_id for h in result.hits]
         assert hits[0]["metadata_json"]["evidence_id"] == result.hits[0].evidence_id
         json.dumps(policy)
+
+
+def test_convex_fusion_is_chosen_by_setting_and_logged(db_url: str, tmp_path: Path) -> None:
+    with indexed(open_store(db_url, tmp_path, search_fusion="convex", rrf_vector_weight=3.0), FLEET) as holo:
+        result = holo.search("ice planet rebels", 3, mode="hybrid")
+        assert result.policy["fusion"] == "convex" and "rrf_k" not in result.policy
+        assert result.policy["weights"] == {"vector": 3.0, "keyword": 1.0}
+        assert 0.0 < result.hits[0].score <= 1.0  # scaled scores mixed with weights that sum to one
+        assert result.hits[0].source_id == "forum:forum/hoth.txt"
+    with pytest.raises(ValueError, match="fusion is one of rrf, convex"):
+        RetrievalConfig(fusion="max")
 
 
 def test_plain_signature_still_works(db_url: str, tmp_path: Path) -> None:

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     hnsw_m: int = Field(default=16, description="pgvector HNSW graph connectivity (index build).")
     hnsw_ef_construction: int = Field(default=64, description="pgvector HNSW build candidate list.")
     hnsw_ef_search: int = Field(default=300, description="pgvector hnsw.ef_search per query.")
+    search_fusion: Literal["rrf", "convex"] = Field(
+        default="rrf", description="Hybrid fusion: reciprocal ranks, or a convex mix of min-max scaled scores."
+    )
     rrf_k: int = 60
     rrf_vector_weight: float = 1.0
     rrf_keyword_weight: float = 1.0

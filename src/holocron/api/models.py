@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
+SNIPPET_WIDTH = 300
+"""Characters of a hit's snippet in an answer (the dashboard shows it whole)."""
 MAX_OFFSET = 2**63 - 1
 """The largest ``offset`` and id a request may name: the store's integers are signed 64-bit."""
 MAX_ID = 2**63 - 1
@@ -264,9 +266,14 @@ class HitOut(BaseModel):
     vector_score: float | None = None
     keyword_rank: int | None = None
     keyword_score: float | None = None
+    snippet: str = Field(description="The chunk's sentences that best match the query (its start when none does).")
+    highlights: list[tuple[int, int]] = Field(
+        description="(start, end) offsets in the snippet of the words that match the query's."
+    )
 
     @classmethod
-    def from_hit(cls, hit: Hit, source_url: str | None, paths: LocalPaths | None = None) -> HitOut:
+    def from_hit(cls, hit: Hit, source_url: str | None, paths: LocalPaths | None = None, query: str = "") -> HitOut:
+        shown = hit.snippet(query, SNIPPET_WIDTH)
         return cls(
             rank=hit.rank,
             score=hit.score,
@@ -285,6 +292,8 @@ class HitOut(BaseModel):
             vector_score=hit.vector_score,
             keyword_rank=hit.keyword_rank,
             keyword_score=hit.keyword_score,
+            snippet=shown.text,
+            highlights=shown.highlights,
         )
 
 
@@ -314,7 +323,7 @@ class SearchResponse(BaseModel):
             mode=result.mode,
             filters=result.filters.to_json(),
             latency_ms=round(result.latency_ms, 3),
-            hits=[HitOut.from_hit(h, source_url(h), paths) for h in result.hits],
+            hits=[HitOut.from_hit(h, source_url(h), paths, result.query) for h in result.hits],
         )
 
 

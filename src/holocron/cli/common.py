@@ -162,7 +162,8 @@ def print_table(
 ) -> None:
     """A table; only the ``wrap`` columns (free text) may wrap on a narrow terminal, ids and statuses never do.
 
-    Cells are plain text, never Rich markup. Piped, the table is as wide as its content (see OutputConsole).
+    Cells are plain text, never Rich markup (a ``Text`` cell keeps its styles: a snippet's marked words).
+    Piped, the table is as wide as its content (see OutputConsole).
     """
     table = Table(title=Text(title) if title else None, show_lines=False, header_style="bold")
     for column in columns:
@@ -171,7 +172,7 @@ def print_table(
         else:
             table.add_column(column, no_wrap=True, overflow="ellipsis")
     for row in rows:
-        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+        table.add_row(*(cell if isinstance(cell, Text) else Text("" if cell is None else str(cell)) for cell in row))
     console.print(table)
 
 

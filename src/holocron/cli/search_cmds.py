@@ -6,9 +6,10 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.text import Text
 
 from holocron.cli.common import (
     UserError,
@@ -26,6 +27,9 @@ from holocron.cli.options import JsonOption
 from holocron.cli.progress import track
 from holocron.extract import SOURCE_TYPES
 from holocron.retrieval.config import MODES
+
+if TYPE_CHECKING:
+    from holocron.retrieval.snippets import Snippet
 
 
 def register(app: typer.Typer) -> None:
@@ -121,6 +125,10 @@ def search(
     until: UntilOption = None,
     source_id: SourceIdOption = None,
     max_per_source: MaxPerSourceOption = None,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Show each stage's rank and score (vector, keyword, fusion) for every hit."),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the hits as JSON (what POST /api/search returns).")
     ] = False,
@@ -140,12 +148,57 @@ def search(
     if not result.hits:
         console.print("no hits (is anything indexed? run `holocron index`; are the filters too narrow?)")
         return
+    label, meaning = score_meaning(result.mode, result.policy)
+    columns = ["rank", label, *(["vector", "keyword"] if explain else []), "title", "snippet"]
+    rows = []
+    for h in result.hits:
+        stages = [_stage(h.vector_rank, h.vector_score), _stage(h.keyword_rank, h.keyword_score)] if explain else []
+        rows.append((h.rank, f"{h.score:.4f}", *stages, h.title or h.source_id, marked(h.snippet(query, 160))))
     print_table(
         f"{query!r} in {result.space.name}, {result.mode} ({result.latency_ms:.0f} ms)",
-        ["rank", "score", "title", "snippet"],
-        [(h.rank, f"{h.score:.3f}", h.title or h.source_id, h.snippet(160)) for h in result.hits],
+        columns,
+        rows,
         wrap=("title", "snippet"),
     )
+    console.print(Text(f"{label}: {meaning}", style="dim"))
+    if explain:
+        console.print(
+            Text(
+                "vector, keyword: the hit's rank in that list and its score there (cosine similarity; bm25 or "
+                "ts_rank, higher is better); - : not in that list's candidates",
+                style="dim",
+            )
+        )
+
+
+def score_meaning(mode: str, policy: dict[str, Any]) -> tuple[str, str]:
+    """The score column's name and one line that says what its numbers mean."""
+    if mode == "vector":
+        return "cosine", "cosine similarity of the question's and the chunk's vectors (1 = same direction)"
+    if mode == "keyword":
+        return "bm25", "keyword relevance (SQLite bm25 or PostgreSQL ts_rank, higher is better, no upper bound)"
+    if policy.get("fusion") == "convex":
+        return "convex", (
+            "a weighted mix of the vector and keyword scores, each scaled to 0..1 over its own candidates "
+            "(1 = best of both lists)"
+        )
+    k = int(policy.get("rrf_k", 60))
+    return "rrf", (
+        f"reciprocal-rank fusion, the sum of 1/({k} + rank) over the vector and keyword lists: "
+        f"{2 / (k + 1):.4f} is first in both, {1 / (k + 1):.4f} first in one and absent from the other"
+    )
+
+
+def _stage(rank: int | None, score: float | None) -> str:
+    return "-" if rank is None else f"#{rank} {score:.3f}" if score is not None else f"#{rank}"
+
+
+def marked(found: Snippet) -> Text:
+    """A snippet with its matching words in bold."""
+    text = Text(found.text)
+    for start, end in found.highlights:
+        text.stylize("bold", start, end)
+    return text
 
 
 def evidence(

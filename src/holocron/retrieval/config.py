@@ -13,11 +13,13 @@ if TYPE_CHECKING:
     from holocron.config import Settings
 
 MODES = ("vector", "keyword", "hybrid")
+FUSIONS = ("rrf", "convex")
 
 
 @dataclass(frozen=True)
 class RetrievalConfig:
     mode: str = "hybrid"
+    fusion: str = "rrf"
     rrf_k: int = RRF_K
     vector_weight: float = 1.0
     keyword_weight: float = 1.0
@@ -28,11 +30,14 @@ class RetrievalConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode is one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion is one of {', '.join(FUSIONS)}, not {self.fusion!r}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrievalConfig:
         return cls(
             mode=settings.search_mode,
+            fusion=settings.search_fusion,
             rrf_k=settings.rrf_k,
             vector_weight=settings.rrf_vector_weight,
             keyword_weight=settings.rrf_keyword_weight,
@@ -55,8 +60,8 @@ class RetrievalConfig:
         if mode == "hybrid":
             out.update(
                 {
-                    "fusion": "rrf",
-                    "rrf_k": self.rrf_k,
+                    "fusion": self.fusion,
+                    **({"rrf_k": self.rrf_k} if self.fusion == "rrf" else {}),
                     "weights": {"vector": self.vector_weight, "keyword": self.keyword_weight},
                     "candidates": self.candidates,
                 }

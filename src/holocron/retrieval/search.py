@@ -16,9 +16,10 @@ from holocron.embedding.validation import validate_vectors
 from holocron.hashing import evidence_id_for
 from holocron.retrieval.config import MODES, RetrievalConfig
 from holocron.retrieval.filters import SearchFilters
-from holocron.retrieval.fusion import cap_per_group, reciprocal_rank_fusion
+from holocron.retrieval.fusion import cap_per_group, convex_fusion, reciprocal_rank_fusion
 from holocron.retrieval.keyword import keyword_search
 from holocron.retrieval.pgvector import PgVectorIndex
+from holocron.retrieval.snippets import Snippet, snippet
 from holocron.retrieval.space_index import SpaceIndex
 from holocron.store.chunks import get_chunks
 from holocron.store.database import Database
@@ -71,9 +72,9 @@ class Hit:
     def evidence_id(self) -> str:
         return evidence_id_for(self.chunk_id, self.content_sha256)
 
-    def snippet(self, width: int = 200) -> str:
-        flat = " ".join(self.text.split())
-        return flat if len(flat) <= width else flat[: width - 1].rsplit(" ", 1)[0] + "…"
+    def snippet(self, query: str, width: int = 200) -> Snippet:
+        """The chunk's sentences that match ``query``, its words marked (:mod:`holocron.retrieval.snippets`)."""
+        return snippet(self.text, query, width)
 
 
 @dataclass(frozen=True)
@@ -266,11 +267,15 @@ class Searcher:
             ], exhausted
         clock = time.perf_counter()
         vector_scores, keyword_scores = dict(by_vector), dict(by_keyword)
-        fused = reciprocal_rank_fusion(
-            {"vector": [c for c, _ in by_vector], "keyword": [c for c, _ in by_keyword]},
-            {"vector": self.config.vector_weight, "keyword": self.config.keyword_weight},
-            k=self.config.rrf_k,
-        )
+        weights = {"vector": self.config.vector_weight, "keyword": self.config.keyword_weight}
+        if self.config.fusion == "convex":
+            fused = convex_fusion({"vector": by_vector, "keyword": by_keyword}, weights)
+        else:
+            fused = reciprocal_rank_fusion(
+                {"vector": [c for c, _ in by_vector], "keyword": [c for c, _ in by_keyword]},
+                weights,
+                k=self.config.rrf_k,
+            )
         timing["fuse"] = timing.get("fuse", 0.0) + _ms(clock)
         return [
             _Candidate(

@@ -183,8 +183,21 @@ async function search(event) {
         el("div", { class: "hit-head" },
           el("span", { class: "score" }, h.score.toFixed(4)), " ",
           el("a", { href: h.source_url, target: "_blank", rel: "noopener" }, h.title || h.source_id)),
-        el("p", { class: "snippet" }, h.text.length > 300 ? `${h.text.slice(0, 300)}…` : h.text))),
+        el("p", { class: "snippet" }, ...marked(h.snippet, h.highlights)))),
   );
+}
+
+// A snippet as text nodes with its matching words in <mark>: built as nodes, never as HTML.
+function marked(text, highlights) {
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of highlights) {
+    if (start > at) parts.push(text.slice(at, start));
+    parts.push(el("mark", {}, text.slice(start, end)));
+    at = end;
+  }
+  if (at < text.length) parts.push(text.slice(at));
+  return parts;
 }
 
 document.addEventListener("click", (event) => {
