@@ -9,6 +9,7 @@ import pytest
 
 from holocron.eval.beir import BeirDocument, doc_id_of_source, read_qrels
 from holocron.eval.metrics import (
+    aggregate_documents,
     documents_from_chunks,
     mean_metrics,
     mrr_at_k,
@@ -45,6 +46,15 @@ def test_recall_and_mrr_by_hand() -> None:
 
 def test_documents_from_chunks_takes_the_best_chunk() -> None:
     assert documents_from_chunks(["d1", "d2", "d1", "d3"], 2) == ["d1", "d2"]
+
+
+def test_sum_of_two_chunks_lifts_a_document_that_answers_twice() -> None:
+    hits = [("d1", 0.9), ("d2", 0.8), ("d2", 0.7), ("d1", 0.1), ("d1", 0.05), ("d3", 0.6)]
+    assert aggregate_documents(hits, "max") == ["d1", "d2", "d3"]
+    assert aggregate_documents(hits, "sum2") == ["d2", "d1", "d3"]  # 1.5 > 1.0 (a third chunk never counts)
+    assert aggregate_documents(hits, "sum2", limit=1) == ["d2"]
+    with pytest.raises(ValueError, match="max, sum2"):
+        aggregate_documents(hits, "mean")
 
 
 def test_beir_reading(tmp_path: Path) -> None:
@@ -92,3 +102,13 @@ def test_run_eval_end_to_end_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert set(by_mode) == {"vector", "keyword", "hybrid"}
     assert by_mode["keyword"].metrics["ndcg@10"] == 1.0 and by_mode["keyword"].queries == 2
     assert all(0.0 <= v <= 1.0 for row in report.rows for v in row.metrics.values())
+    summed = run_eval(
+        corpus,
+        queries,
+        qrels,
+        Settings(home=tmp_path / "eval"),
+        provider=HashingProvider(),  # type: ignore[arg-type]
+        modes=["keyword"],
+        aggregate="sum2",
+    )
+    assert summed.settings["aggregate"] == "sum2" and summed.rows[0].metrics["ndcg@10"] == 1.0

@@ -25,6 +25,7 @@ from holocron.cli.common import (
 )
 from holocron.cli.options import JsonOption
 from holocron.cli.progress import track
+from holocron.eval.metrics import AGGREGATIONS
 from holocron.extract import SOURCE_TYPES
 from holocron.retrieval.config import MODES
 
@@ -303,6 +304,15 @@ def eval_command(
             help=f"Modes to score, repeatable: {spoken(MODES)} (default: all three).",
         ),
     ] = None,
+    aggregate: Annotated[
+        str,
+        typer.Option(
+            "--aggregate",
+            parser=one_of(AGGREGATIONS),
+            metavar="HOW",
+            help="Chunks to documents: max (the best chunk) or sum2 (the sum of the two best chunks' scores).",
+        ),
+    ] = "max",
     as_json: JsonOption = False,
 ) -> None:
     """Score retrieval on a BEIR corpus (nDCG, recall, MRR).
@@ -334,6 +344,7 @@ def eval_command(
                 qrels,
                 settings,
                 modes=modes,
+                aggregate=aggregate,
                 progress=EvalProgress(
                     on_register=registering.advance,
                     on_chunk=chunking.advance,

@@ -60,3 +60,25 @@ def documents_from_chunks(ranked_sources: Sequence[str], limit: int = 100) -> li
     """Chunk-level ranking (each chunk named by its document) to a document ranking: a document takes the
     rank of its best chunk, which is the max-over-chunks aggregation for any score that the ranking sorts."""
     return _dedupe(ranked_sources)[:limit]
+
+
+AGGREGATIONS = ("max", "sum2")
+"""How chunk hits become a document ranking: the best chunk's score, or the sum of the two best chunks'."""
+
+
+def aggregate_documents(scored: Sequence[tuple[str, float]], how: str, limit: int = 100) -> list[str]:
+    """Documents from chunk hits ``(document, score)`` best first: ``max`` ranks a document where its best
+    chunk ranks; ``sum2`` by the sum of its two best chunks' scores (a document that answers in two places
+    climbs). Ties keep the order of the best chunk."""
+    if how == "max":
+        return documents_from_chunks([doc for doc, _ in scored], limit)
+    if how != "sum2":
+        raise ValueError(f"aggregation is one of {', '.join(AGGREGATIONS)}, not {how!r}")
+    best: dict[str, list[float]] = {}
+    first: dict[str, int] = {}
+    for position, (doc, score) in enumerate(scored):
+        first.setdefault(doc, position)
+        taken = best.setdefault(doc, [])
+        if len(taken) < 2:
+            taken.append(score)
+    return sorted(best, key=lambda doc: (-sum(best[doc]), first[doc]))[:limit]

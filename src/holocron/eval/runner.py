@@ -1,7 +1,9 @@
 """``holocron eval``: index a BEIR corpus into its own store, run the judged queries in every mode, score.
 
-A document's score is the max over its chunks: each search asks for 100 documents with at most one chunk
-per source, so a document ranks where its best chunk ranks (for hybrid, its best fused chunk).
+A document's score is the max over its chunks (``aggregate="max"``): each search asks for 100 documents with
+at most one chunk per source, so a document ranks where its best chunk ranks (for hybrid, its best fused
+chunk). ``aggregate="sum2"`` asks for two chunks per source and ranks documents by the sum of their two best
+chunks' scores.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from holocron.config import Settings
 from holocron.embedding.base import EmbeddingProvider
 from holocron.eval.beir import corpus_records, doc_id_of_source, read_corpus, read_qrels, read_queries
-from holocron.eval.metrics import mean_metrics, query_metrics
+from holocron.eval.metrics import AGGREGATIONS, aggregate_documents, mean_metrics, query_metrics
 from holocron.retrieval.config import MODES, RetrievalConfig
 from holocron.store.sources import RawRecord
 
@@ -98,10 +100,13 @@ def run_eval(
     modes: Sequence[str] = MODES,
     progress: EvalProgress | None = None,
     tag: str = "beir",
+    aggregate: str = "max",
 ) -> EvalReport:
     """Index ``corpus`` into the store of ``settings`` (incremental: a rerun embeds nothing) and score."""
     from holocron.service import Holocron
 
+    if aggregate not in AGGREGATIONS:
+        raise ValueError(f"aggregation is one of {', '.join(AGGREGATIONS)}, not {aggregate!r}")
     hooks = progress or EvalProgress()
     queries = read_queries(queries_path)
     qrels = read_qrels(qrels_path)
@@ -135,6 +140,8 @@ def run_eval(
         report.chunks = holo.sync_index().size
         cfg = RetrievalConfig.from_settings(holo.settings)
         report.settings = {
+            "fusion": cfg.fusion,
+            "aggregate": aggregate,
             "rrf_k": cfg.rrf_k,
             "weights": {"vector": cfg.vector_weight, "keyword": cfg.keyword_weight},
             "candidates": cfg.candidates,
@@ -146,8 +153,10 @@ def run_eval(
             clock = time.perf_counter()
             per_query = []
             for qid, text in judged:
-                result = holo.search(text, DOCS_PER_QUERY, mode=mode, max_per_source=1, log=False)
-                ranked = [doc_id_of_source(hit.source_id) for hit in result.hits]
+                per_source = 1 if aggregate == "max" else 2
+                result = holo.search(text, DOCS_PER_QUERY * per_source, mode=mode, max_per_source=per_source, log=False)
+                scored = [(doc_id_of_source(hit.source_id), hit.score) for hit in result.hits]
+                ranked = aggregate_documents(scored, aggregate, DOCS_PER_QUERY)
                 per_query.append(query_metrics(ranked, qrels[qid]))
                 if hooks.on_query:
                     hooks.on_query(1)
