@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,7 +73,7 @@ def test_run_eval_end_to_end_on_a_tiny_corpus(tmp_path: Path) -> None:
     import json
 
     from holocron.config import Settings
-    from holocron.eval.runner import EvalProgress, run_eval
+    from holocron.eval.runner import EvalProgress, EvalReport, run_eval
     from test_retrieval import HashingProvider
 
     docs = [
@@ -89,26 +90,16 @@ def test_run_eval_end_to_end_on_a_tiny_corpus(tmp_path: Path) -> None:
     qrels = tmp_path / "qrels.tsv"
     qrels.write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n2\td2\t1\n")
     seen: list[int] = []
-    report = run_eval(
-        corpus,
-        queries,
-        qrels,
-        Settings(home=tmp_path / "eval"),
-        provider=HashingProvider(),  # type: ignore[arg-type]
-        progress=EvalProgress(on_query=seen.append),
-    )
+
+    def evaluate(**options: Any) -> EvalReport:
+        settings = Settings(home=tmp_path / "eval")  # type: ignore[call-arg]
+        return run_eval(corpus, queries, qrels, settings, provider=HashingProvider(), **options)  # type: ignore[arg-type]
+
+    report = evaluate(progress=EvalProgress(on_query=seen.append))
     assert report.documents == 3 and report.chunks == 3 and sum(seen) == 6
     by_mode = {row.mode: row for row in report.rows}
     assert set(by_mode) == {"vector", "keyword", "hybrid"}
     assert by_mode["keyword"].metrics["ndcg@10"] == 1.0 and by_mode["keyword"].queries == 2
     assert all(0.0 <= v <= 1.0 for row in report.rows for v in row.metrics.values())
-    summed = run_eval(
-        corpus,
-        queries,
-        qrels,
-        Settings(home=tmp_path / "eval"),
-        provider=HashingProvider(),  # type: ignore[arg-type]
-        modes=["keyword"],
-        aggregate="sum2",
-    )
+    summed = evaluate(modes=["keyword"], aggregate="sum2")
     assert summed.settings["aggregate"] == "sum2" and summed.rows[0].metrics["ndcg@10"] == 1.0
