@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from datafiles import data_files, data_text
-from holocron.extract import ExtractedDocument, ExtractionError, extract
+from holocron.extract import ExtractedDocument, ExtractionError, extract, section_path
 from holocron.extract._wikitext import strip_balanced, wikitext_blocks
 from holocron.extract.html import MAX_FORMATTING, MAX_NESTING, limit_nesting
 from holocron.extract.mediawiki import NO_CONTENT
@@ -612,3 +612,38 @@ def test_html_headings_inside_headings_and_nested_tables() -> None:
         "</body></html>"
     )
     assert extract("html", page).text == "Outer part inner tail\n\npara\n\nInner\na | b"
+
+
+# --- outline: each heading's offset, so that a chunk knows its section -----------------------------------------
+
+
+@pytest.mark.parametrize("name", WIKI_PAGES)
+def test_every_heading_of_a_page_is_in_its_outline_at_its_offset(name: str) -> None:
+    document = extract("html", _wiki(name))
+    for section in document.sections:
+        assert document.text[section.offset : section.offset + len(section.title) + 2] == section.title + "\n\n"
+        assert 1 <= section.level <= 6
+    offsets = [s.offset for s in document.sections]
+    assert offsets == sorted(offsets)
+
+
+def test_section_paths_nest_by_level() -> None:
+    document = extract("html", _wiki(NEW_ZEALAND))
+    text = document.text
+    assert section_path(document.sections, text.index("capital city is Wellington")) == []  # the lead
+    climate = text.index("\n\nClimate\n\n") + 2
+    assert section_path(document.sections, climate + 40) == ["Environment", "Climate"]
+    assert section_path(document.sections, text.index("\n\nEconomy\n\n") + 30) == ["Economy"]
+    markdown = extract("markdown", "# Guide\n\nIntro.\n\n## Setup\n\nSteps.\n\n### Linux\n\napt.\n\n## Use\n\nRun.\n")
+    assert [(s.level, s.title) for s in markdown.sections] == [(2, "Setup"), (3, "Linux"), (2, "Use")]
+    assert section_path(markdown.sections, markdown.text.index("apt.")) == ["Setup", "Linux"]
+    assert section_path(markdown.sections, markdown.text.index("Run.")) == ["Use"]
+
+
+def test_mediawiki_answers_carry_their_outline() -> None:
+    document = extract(
+        "mediawiki", data_text("mediawiki-api/awoiaf.westeros.org/query__extracts_revisions__Arya_Stark.json")
+    )
+    titles = [s.title for s in document.sections]
+    assert titles[:3] == ["Appearance and Character", "History", "Recent Events"]
+    assert all(document.text[s.offset :].startswith(s.title) for s in document.sections)

@@ -289,6 +289,18 @@ def test_convex_fusion_is_chosen_by_setting_and_logged(db_url: str, tmp_path: Pa
         RetrievalConfig(fusion="max")
 
 
+def test_a_hit_knows_the_section_it_lies_in(db_url: str, tmp_path: Path) -> None:
+    guide = "# Guide\n\nIntro to the hyperdrive.\n\n## Setup\n\nSteps.\n\n### Linux\n\nInstall the motivator coil.\n"
+    with indexed(
+        open_store(db_url, tmp_path, chunk_size=40, chunk_overlap=0),
+        [record("guide.md", guide, source_type="markdown")],
+    ) as holo:
+        hits = holo.search("motivator coil", 3, mode="keyword", log=False).hits
+        assert hits[0].heading_path == ["Setup", "Linux"] and hits[0].source_ref["section"] == ["Setup", "Linux"]
+        lead = holo.search("hyperdrive", 1, mode="keyword", log=False).hits[0]
+        assert lead.heading_path == [] and "section" not in lead.source_ref
+
+
 def test_plain_signature_still_works(db_url: str, tmp_path: Path) -> None:
     """``search(query, k, run_id=None, log=True)`` as the job queue calls it."""
     with indexed(open_store(db_url, tmp_path), FLEET) as holo:

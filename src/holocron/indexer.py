@@ -17,7 +17,7 @@ from typing import Any
 from holocron.chunking import ChunkPolicy, chunk_text
 from holocron.embedding.base import EmbeddingError, EmbeddingProvider, Purpose
 from holocron.embedding.validation import validate_vectors
-from holocron.extract import ExtractedDocument, ExtractionError, extract
+from holocron.extract import ExtractedDocument, ExtractionError, extract, section_path
 from holocron.hashing import chunk_id_for, sha256_text
 from holocron.observability.metrics import provider_call, record_chunks_written, record_embeddings_written
 from holocron.store.chunks import ChunkRow, PendingChunk, chunks_missing_embeddings, replace_chunks
@@ -100,12 +100,13 @@ def build_chunks(source: SourcePayload, policy: ChunkPolicy) -> SourceChunks:
     rows = []
     for span in result.spans:
         digest = sha256_text(span.text)
+        section = section_path(document.sections, span.start)
         rows.append(
             ChunkRow(
                 chunk_id=chunk_id_for(source.source_id, span.start, span.end, policy.version, digest),
                 source_id=source.source_id,
                 source_type=source.source_type,
-                source_ref={**source.source_ref, "title": document.title},
+                source_ref={**source.source_ref, "title": document.title, **({"section": section} if section else {})},
                 chunk_index=span.index,
                 start_offset=span.start,
                 end_offset=span.end,

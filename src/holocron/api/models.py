@@ -266,6 +266,7 @@ class HitOut(BaseModel):
     vector_score: float | None = None
     keyword_rank: int | None = None
     keyword_score: float | None = None
+    heading_path: list[str] = Field(description="The sections the chunk lies in, outermost first.")
     snippet: str = Field(description="The chunk's sentences that best match the query (its start when none does).")
     highlights: list[tuple[int, int]] = Field(
         description="(start, end) offsets in the snippet of the words that match the query's."
@@ -292,6 +293,7 @@ class HitOut(BaseModel):
             vector_score=hit.vector_score,
             keyword_rank=hit.keyword_rank,
             keyword_score=hit.keyword_score,
+            heading_path=hit.heading_path,
             snippet=shown.text,
             highlights=shown.highlights,
         )

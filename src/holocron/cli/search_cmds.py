@@ -154,7 +154,8 @@ def search(
     rows = []
     for h in result.hits:
         stages = [_stage(h.vector_rank, h.vector_score), _stage(h.keyword_rank, h.keyword_score)] if explain else []
-        rows.append((h.rank, f"{h.score:.4f}", *stages, h.title or h.source_id, marked(h.snippet(query, 160))))
+        where = " › ".join([h.title or h.source_id, *h.heading_path])
+        rows.append((h.rank, f"{h.score:.4f}", *stages, where, marked(h.snippet(query, 160))))
     print_table(
         f"{query!r} in {result.space.name}, {result.mode} ({result.latency_ms:.0f} ms)",
         columns,

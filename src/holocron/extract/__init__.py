@@ -2,20 +2,23 @@
 
 Pure functions, no I/O. Each source type has its own extractor; they all return an
 :class:`ExtractedDocument` whose ``text`` follows one format (title first line, blocks separated by
-one blank line, whitespace collapsed, NFC) or raise :class:`ExtractionError` with a short reason.
+one blank line, whitespace collapsed, NFC) or raise :class:`ExtractionError` with a short reason. Its
+``sections`` are the text's headings with their offsets, so that a chunk knows the section it lies in
+(:func:`section_path`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from holocron.extract._text import Section, section_path
 from holocron.extract._types import ExtractedDocument, ExtractionError
 from holocron.extract.html import extract_html
 from holocron.extract.mediawiki import extract_mediawiki
 from holocron.extract.openalex import extract_openalex
 from holocron.extract.plain import extract_markdown, extract_text
 
-__all__ = ["SOURCE_TYPES", "ExtractedDocument", "ExtractionError", "extract"]
+__all__ = ["SOURCE_TYPES", "ExtractedDocument", "ExtractionError", "Section", "extract", "section_path"]
 
 _EXTRACTORS: dict[str, Callable[..., ExtractedDocument]] = {
     "html": extract_html,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 Block = list[str]
 
@@ -72,14 +73,59 @@ def split_lines(text: str) -> list[str]:
     return _translated(text.replace("\r\n", "\n")).split("\n")
 
 
-def compose(blocks: Iterable[Sequence[str]]) -> str:
-    """Join blocks into the final text: lines by a newline, blocks by exactly one blank line."""
-    out: list[str] = []
+class Heading(list[str]):
+    """A heading block: one line, and its level (1 for ``<h1>`` or ``= Title =``), so that the outline of the
+    text (:func:`outline`) knows which section each offset lies in."""
+
+    def __init__(self, text: str, level: int) -> None:
+        super().__init__([text])
+        self.level = level
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading of the composed text: where it starts, its level and its words."""
+
+    offset: int
+    level: int
+    title: str
+
+
+def _composed(blocks: Iterable[Sequence[str]]) -> Iterator[tuple[str, Sequence[str]]]:
+    """Each non-empty block's final text, with the block it came from."""
     for block in blocks:
         lines = [line for line in (clean_line(raw) for raw in block) if line]
         if lines:
-            out.append("\n".join(lines))
-    return "\n\n".join(out)
+            yield "\n".join(lines), block
+
+
+def compose(blocks: Iterable[Sequence[str]]) -> str:
+    """Join blocks into the final text: lines by a newline, blocks by exactly one blank line."""
+    return "\n\n".join(text for text, _ in _composed(blocks))
+
+
+def outline(blocks: Iterable[Sequence[str]]) -> tuple[Section, ...]:
+    """The headings of ``compose(blocks)``, with their offsets in it."""
+    found: list[Section] = []
+    offset = 0
+    for text, block in _composed(blocks):
+        if isinstance(block, Heading):
+            found.append(Section(offset, block.level, text))
+        offset += len(text) + 2
+    return tuple(found)
+
+
+def section_path(sections: Sequence[Section], offset: int) -> list[str]:
+    """The headings above ``offset``, outermost first (a heading at the offset itself counts): the chunk
+    that starts there belongs to that section."""
+    path: list[Section] = []
+    for section in sections:
+        if section.offset > offset:
+            break
+        while path and path[-1].level >= section.level:
+            path.pop()
+        path.append(section)
+    return [section.title for section in path]
 
 
 def with_title(title: str | None, blocks: Sequence[Sequence[str]]) -> list[Sequence[str]]:

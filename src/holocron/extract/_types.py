@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from holocron.extract._text import Section
+
 
 @dataclass(frozen=True)
 class ExtractedDocument:
@@ -18,6 +20,8 @@ class ExtractedDocument:
     title: str | None
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    sections: tuple[Section, ...] = ()
+    """The headings of ``text`` with their offsets (:func:`holocron.extract._text.outline`)."""
 
 
 class ExtractionError(ValueError):

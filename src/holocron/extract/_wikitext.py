@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from holocron.extract._text import Block, clean_line, is_tail_heading, split_lines
+from holocron.extract._text import Block, Heading, clean_line, is_tail_heading, split_lines
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 # A <ref/>, or a <ref> up to its </ref> or the end of the text (an unclosed one hides the rest anyway).
@@ -219,7 +219,7 @@ def wikitext_blocks(text: str) -> list[Block]:
             if skipping is None and is_tail_heading(title):
                 skipping = level
             elif skipping is None and title:
-                blocks.append([title])
+                blocks.append(Heading(title, level))
             continue
         if skipping is not None:
             continue
@@ -244,7 +244,9 @@ def wikitext_blocks(text: str) -> list[Block]:
             flush()
         paragraph.append(_inline(stripped))
     flush()
-    return [[line for line in (clean_line(raw) for raw in block) if line] for block in blocks]
+    return [
+        block if isinstance(block, Heading) else [line for line in map(clean_line, block) if line] for block in blocks
+    ]
 
 
 def _cell(cell: str) -> str:

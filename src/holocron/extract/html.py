@@ -20,7 +20,16 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from holocron.extract._text import Block, clean_line, clean_title, compose, is_tail_heading, with_title
+from holocron.extract._text import (
+    Block,
+    Heading,
+    clean_line,
+    clean_title,
+    compose,
+    is_tail_heading,
+    outline,
+    with_title,
+)
 from holocron.extract._types import ExtractedDocument, ExtractionError
 from holocron.extract.article import locate, reference_text, shingles
 
@@ -140,7 +149,8 @@ def extract_html(payload: str, *, origin: str | None = None, general: bool = Tru
         metadata["extractor"] = "wiki" if wiki else "fallback"
     if not compose(blocks):
         raise ExtractionError("HTML page has no readable text")
-    return ExtractedDocument(title=title, text=compose(with_title(title, blocks)), metadata=metadata)
+    whole = with_title(title, blocks)
+    return ExtractedDocument(title=title, text=compose(whole), metadata=metadata, sections=outline(whole))
 
 
 def fragment_blocks(html: str, *, title: str | None = None) -> list[Block]:
@@ -705,7 +715,7 @@ class _Renderer:
             return
         self._end_block()
         if text:
-            self.blocks.append([text])
+            self.blocks.append(Heading(text, level))
 
     def _table(self, table: LexborNode) -> None:
         """A data or layout table: one line per row, cells joined by " | "."""

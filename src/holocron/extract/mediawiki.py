@@ -15,7 +15,16 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser
 
-from holocron.extract._text import Block, clean_line, clean_title, compose, is_tail_heading, split_lines
+from holocron.extract._text import (
+    Block,
+    Heading,
+    clean_line,
+    clean_title,
+    compose,
+    is_tail_heading,
+    outline,
+    split_lines,
+)
 from holocron.extract._types import ExtractedDocument, ExtractionError, load_json
 from holocron.extract._wikitext import heading, looks_like_wikitext, wikitext_blocks
 from holocron.extract.html import fragment_blocks
@@ -77,7 +86,7 @@ def extract_mediawiki(payload: str, *, origin: str | None = None) -> ExtractedDo
         metadata["origin"] = origin
     if isinstance(site, str):
         metadata["site"] = site
-    return ExtractedDocument(title=pages[0][0], text=compose(blocks), metadata=metadata)
+    return ExtractedDocument(title=pages[0][0], text=compose(blocks), metadata=metadata, sections=outline(blocks))
 
 
 def _is_recording(document: Mapping[str, Any]) -> bool:
@@ -227,7 +236,7 @@ def _plain_extract(text: str) -> list[Block]:
             if skipping is None and is_tail_heading(name):
                 skipping = level
             elif skipping is None and name:
-                blocks.append([name])
+                blocks.append(Heading(name, level))
             continue
         if skipping is None and line:
             blocks.append([line])

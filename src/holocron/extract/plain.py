@@ -14,7 +14,7 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 
-from holocron.extract._text import Block, clean_line, compose, split_lines
+from holocron.extract._text import Block, Heading, clean_line, compose, outline, split_lines
 from holocron.extract._types import ExtractedDocument, ExtractionError
 
 # A first line longer than this is prose, not a title.
@@ -165,7 +165,7 @@ def extract_markdown(payload: str, *, origin: str | None = None) -> ExtractedDoc
     raw = _line_blocks(text) if dense else _markdown_blocks(text)
     blocks = [block for block in (_clean_block(block) for block in raw) if block]
     title: str | None = None
-    if blocks and blocks[0][0] == "heading":
+    if blocks and _heading_level(blocks[0][0]):
         title = blocks[0][1][0]
         blocks = blocks[1:]
     elif front_title:
@@ -179,11 +179,17 @@ def extract_markdown(payload: str, *, origin: str | None = None) -> ExtractedDoc
     for kind, lines in blocks:
         if not lines:
             continue
-        body.append([" ".join(lines)] if kind == "para" else lines)
+        level = _heading_level(kind)
+        body.append(Heading(" ".join(lines), level) if level else [" ".join(lines)] if kind == "para" else lines)
     if not compose(body) and not title:
         raise ExtractionError("Markdown document has no readable text")
-    out = compose(([[title]] if title else []) + body)
-    return ExtractedDocument(title=title, text=out, metadata=_origin(origin))
+    whole = ([[title]] if title else []) + body
+    return ExtractedDocument(title=title, text=compose(whole), metadata=_origin(origin), sections=outline(whole))
+
+
+def _heading_level(kind: str) -> int:
+    """The level of a raw block's kind ``h1`` .. ``h6``; 0 when it is no heading."""
+    return int(kind[1]) if len(kind) == 2 and kind[0] == "h" and kind[1].isdigit() else 0
 
 
 def _front_matter(text: str) -> tuple[str | None, str]:
@@ -218,7 +224,7 @@ _Raw = tuple[str, list[str]]
 
 
 def _markdown_blocks(text: str) -> list[_Raw]:
-    """Raw blocks of a Markdown text: ("heading" | "para" | "list" | "table" | "code", lines)."""
+    """Raw blocks of a Markdown text: ("h1".."h6" | "para" | "list" | "table" | "code", lines)."""
     env: dict[str, object] = {_BUDGET_KEY: int(_BUDGET_SLACK + _BUDGET_PER_CHAR * len(text))}
     tokens = _BLOCK_MD.parse(text, env)
     source = text.split("\n")
@@ -258,6 +264,7 @@ class _Blocks:
         self.row: list[str] | None = None
         self.table: list[str] = []
         self.heading = False
+        self.heading_level = 1
 
     def run(self, tokens: list[Token]) -> list[_Raw]:
         for index, token in enumerate(tokens):
@@ -266,6 +273,7 @@ class _Blocks:
                 self._inline(token)
             elif kind == "heading_open":
                 self.heading = True
+                self.heading_level = int(token.tag[1:]) if token.tag[1:].isdigit() else 1
             elif kind == "heading_close":
                 self.heading = False
             elif kind in ("bullet_list_open", "ordered_list_open"):
@@ -321,7 +329,7 @@ class _Blocks:
         if self.row is not None:
             self.row.append(" ".join(lines))
         elif self.heading:
-            self._lines("heading", [" ".join(lines)])
+            self._lines(f"h{self.heading_level}", [" ".join(lines)])
         elif self.lists:
             line = " ".join(lines)
             if self.item_prefix is not None:  # the first paragraph of an item: its marker, no task box

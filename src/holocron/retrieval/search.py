@@ -69,6 +69,12 @@ class Hit:
         )
 
     @property
+    def heading_path(self) -> list[str]:
+        """The sections the chunk lies in, outermost first (empty for a chunk before any heading)."""
+        section = self.source_ref.get("section")
+        return [str(part) for part in section] if isinstance(section, list) else []
+
+    @property
     def evidence_id(self) -> str:
         return evidence_id_for(self.chunk_id, self.content_sha256)
 

@@ -182,7 +182,8 @@ async function search(event) {
       el("li", { class: "hit" },
         el("div", { class: "hit-head" },
           el("span", { class: "score" }, h.score.toFixed(4)), " ",
-          el("a", { href: h.source_url, target: "_blank", rel: "noopener" }, h.title || h.source_id)),
+          el("a", { href: h.source_url, target: "_blank", rel: "noopener" }, h.title || h.source_id),
+          h.heading_path.length ? el("span", { class: "path" }, ` › ${h.heading_path.join(" › ")}`) : ""),
         el("p", { class: "snippet" }, ...marked(h.snippet, h.highlights)))),
   );
 }
