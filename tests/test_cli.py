@@ -352,19 +352,22 @@ def test_search_table(indexed: dict[str, Any]) -> None:
     assert "bm25: keyword relevance" in out  # the score column says what its numbers are
 
 
-def test_search_explain_shows_every_stage(indexed: dict[str, Any]) -> None:
+def test_search_explain_shows_every_stage(indexed: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     home = indexed["home"]
     out = cli(home, "search", "how do honey bees talk", "--explain").stdout
     header = next(line for line in out.splitlines() if "rank" in line and "snippet" in line)
-    assert [word for word in ("rank", "rrf", "vector", "keyword", "title", "snippet") if word in header] == [
+    assert [word for word in ("rank", "convex", "vector", "keyword", "title", "snippet") if word in header] == [
         "rank",
-        "rrf",
+        "convex",
         "vector",
         "keyword",
         "title",
         "snippet",
     ]
-    assert "rrf: reciprocal-rank fusion" in out and "0.0328 is first in both" in out
+    assert "convex: a weighted mix of the vector and keyword scores" in out
+    monkeypatch.setenv("HOLOCRON_SEARCH_FUSION", "rrf")
+    assert "rrf: reciprocal-rank fusion" in cli(home, "search", "how do honey bees talk").stdout
+    assert "0.0328 is first in both" in cli(home, "search", "how do honey bees talk").stdout
     body = cli_json(home, "search", "how do honey bees talk", "-k", "1")
     top = body["hits"][0]
     assert re.search(r"#\d+ \d\.\d{3}", out)  # a stage's rank and score

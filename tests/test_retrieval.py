@@ -258,7 +258,7 @@ def test_max_per_source_spreads_hits(db_url: str, tmp_path: Path) -> None:
 
 
 def test_every_search_is_logged_with_its_policy(db_url: str, tmp_path: Path) -> None:
-    with indexed(open_store(db_url, tmp_path), FLEET) as holo:
+    with indexed(open_store(db_url, tmp_path, search_fusion="rrf"), FLEET) as holo:
         from holocron.store.runs import start_run
 
         run_id = start_run(holo.db, "RETRIEVE_TEST", options={}, space=holo.space)
@@ -278,8 +278,8 @@ def test_every_search_is_logged_with_its_policy(db_url: str, tmp_path: Path) -> 
         json.dumps(policy)
 
 
-def test_convex_fusion_is_chosen_by_setting_and_logged(db_url: str, tmp_path: Path) -> None:
-    with indexed(open_store(db_url, tmp_path, search_fusion="convex", rrf_vector_weight=3.0), FLEET) as holo:
+def test_convex_fusion_is_the_default_and_logged(db_url: str, tmp_path: Path) -> None:
+    with indexed(open_store(db_url, tmp_path, rrf_vector_weight=3.0), FLEET) as holo:
         result = holo.search("ice planet rebels", 3, mode="hybrid")
         assert result.policy["fusion"] == "convex" and "rrf_k" not in result.policy
         assert result.policy["weights"] == {"vector": 3.0, "keyword": 1.0}

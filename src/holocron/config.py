@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     hnsw_ef_construction: int = Field(default=64, description="pgvector HNSW build candidate list.")
     hnsw_ef_search: int = Field(default=300, description="pgvector hnsw.ef_search per query.")
     search_fusion: Literal["rrf", "convex"] = Field(
-        default="rrf", description="Hybrid fusion: reciprocal ranks, or a convex mix of min-max scaled scores."
+        default="convex", description="Hybrid fusion: a convex mix of min-max scaled scores, or reciprocal ranks."
     )
     rrf_k: int = 60
     rrf_vector_weight: float = 1.0
