@@ -1,9 +1,10 @@
 """The sample files the tests read, all inside the repository, and a loud failure when one is missing.
 
 A file is named as in the sample-data layout, e.g. ``"wiki-html/trafilatura__en.wikipedia.org.tsne.html"`` or
-``"mediawiki-api/en.wikipedia.org/query__revisions__Bush.json"``. It lives in exactly one of two places:
-``tests/data/`` (see its README for origin and licence), or the demo corpus ``examples/corpus/`` when the demo
-already ships it (there the MediaWiki recordings are named ``<site>_<request>.json``, not ``<site>/<request>.json``).
+``"mediawiki-api/en.wikipedia.org/query__revisions__Bush.json"``. It lives in exactly one of three places:
+``tests/data/`` (see its README for origin and licence), the demo corpus ``examples/corpus/`` when the demo
+already ships it (there the MediaWiki recordings are named ``<site>_<request>.json``, not ``<site>/<request>.json``),
+or ``bench/data/`` when a benchmark ships it (the article gold set, ``article-gold/...``).
 
 A missing file fails the test that reads it; a folder that a parametrisation globs must give the number of files
 it is known to hold at collection time, so a missing folder is a collection error, never a silent skip or a
@@ -19,6 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 CORPUS = REPO / "examples" / "corpus"
+BENCH_DATA = REPO / "bench" / "data"
 
 # Demo-corpus folders whose files are flattened: "<site>/<request>.json" is stored as "<site>_<request>.json".
 FLATTENED = {"mediawiki-api"}
@@ -42,11 +44,12 @@ def _corpus_name(path: Path) -> str:
 
 def data_file(name: str) -> Path:
     """The path of the sample file ``name``; fails the test (naming every place looked at) when it is missing."""
-    candidates = [DATA.joinpath(*PurePosixPath(name).parts), _corpus_path(name)]
+    parts = PurePosixPath(name).parts
+    candidates = [DATA.joinpath(*parts), _corpus_path(name), BENCH_DATA.joinpath(*parts)]
     found = [path for path in candidates if path.is_file()]
     if not found:
         pytest.fail(
-            f"sample file {name!r} is missing: looked for {' and '.join(str(p) for p in candidates)} "
+            f"sample file {name!r} is missing: looked for {', '.join(str(p) for p in candidates)} "
             "(the tests' data must be in the repository: see tests/data/README.md)",
             pytrace=False,
         )

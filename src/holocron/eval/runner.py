@@ -149,11 +149,11 @@ def run_eval(
         }
         if hooks.on_query_total:
             hooks.on_query_total(len(judged) * len(modes))
+        per_source = 1 if aggregate == "max" else 2
         for mode in modes:
             clock = time.perf_counter()
             per_query = []
             for qid, text in judged:
-                per_source = 1 if aggregate == "max" else 2
                 result = holo.search(text, DOCS_PER_QUERY * per_source, mode=mode, max_per_source=per_source, log=False)
                 scored = [(doc_id_of_source(hit.source_id), hit.score) for hit in result.hits]
                 ranked = aggregate_documents(scored, aggregate, DOCS_PER_QUERY)
