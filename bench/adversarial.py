@@ -11,6 +11,10 @@ deep nesting, one huge line, ...) repeated to ``--size`` characters, and run thr
 plain text, MediaWiki (the pattern as a revision's wikitext in an API response) and HTML (the pattern as a
 page body). The first row is prose: real SciFact abstracts from tests/data/, repeated to the same size.
 Times are CPU seconds (time.process_time), best of ``--runs``. Target: at most 2 s per MB everywhere.
+
+``--growth`` also times every payload at a quarter of ``--size`` and prints t(n) / t(n/4) beside each
+figure: about 4 for linear work, 16 for quadratic. This covers the work in C code (regular expressions,
+lxml) that tests/test_extract_linear.py, which counts executed Python lines, cannot see.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -116,25 +121,30 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000, help="characters per payload (default 1 MB)")
     parser.add_argument("--runs", type=int, default=2, help="best of this many runs (default 2)")
     parser.add_argument("--only", choices=EXTRACTORS, action="append", help="only these extractors")
+    parser.add_argument("--growth", action="store_true", help="also print t(n) / t(n/4) for every cell")
     args = parser.parse_args()
     kinds = tuple(args.only or EXTRACTORS)
+    if args.growth:
+        print("each cell: s/MB at the full size, then x t(n)/t(n/4) (about 4 for linear work, 16 for quadratic)")
     print(
         f"extraction, CPU seconds per MB (best of {args.runs}, {args.size:,} characters per payload); "
         f"{os.cpu_count()} cores, Python {platform.python_version()}; * = over {TARGET_S_PER_MB:g} s/MB"
     )
     width = max(len(name) for name in PATTERNS) + 2
-    header = f"{'pattern':<{width}}" + "".join(f"{kind:>12}" for kind in kinds)
+    header = f"{'pattern':<{width}}" + "".join(f"{kind:>{17 if args.growth else 12}}" for kind in kinds)
     print(header)
     print("-" * len(header))
     rows: list[tuple[str, dict[str, float]]] = []
-    text = prose(args.size)
-    prose_payloads = {"markdown": text, "text": text, "mediawiki": mediawiki_page(text), "html": _html_prose(text)}
-    rows.append(("prose (SciFact)", {k: seconds_per_mb(k, prose_payloads[k], len(text), args.runs) for k in kinds}))
-    _print_row(*rows[-1], width, kinds)
-    for name, build in PATTERNS.items():
-        raw = build(args.size)
-        rows.append((name, {k: seconds_per_mb(k, WRAP[k](raw), len(raw), args.runs) for k in kinds}))
-        _print_row(*rows[-1], width, kinds)
+    growth: dict[str, dict[str, float]] = {}
+    builds: dict[str, Callable[[int], dict[str, tuple[str, int]]]] = {"prose (SciFact)": _prose_payloads}
+    builds.update({name: _pattern_payloads(build) for name, build in PATTERNS.items()})
+    for name, payloads in builds.items():
+        rows.append((name, _measure(payloads(args.size), kinds, args.runs)))
+        if args.growth:
+            quarter = _measure(payloads(args.size // 4), kinds, args.runs)
+            # s/MB at n over s/MB at n/4 is t(n) / t(n/4) divided by 4.
+            growth[name] = {kind: 4 * rows[-1][1][kind] / max(quarter[kind], 1e-9) for kind in kinds}
+        _print_row(*rows[-1], width, kinds, growth.get(name))
     print("-" * len(header))
     worst = {kind: max(row[kind] for _, row in rows[1:]) for kind in kinds}
     print(f"{'worst pattern':<{width}}" + "".join(_cell(worst[kind]) for kind in kinds))
@@ -142,12 +152,38 @@ def main() -> None:
     print(f"{over} of {len(rows) * len(kinds)} cells over {TARGET_S_PER_MB:g} s/MB")
 
 
-def _cell(value: float) -> str:
-    return f"{value:>11.2f}{'*' if value > TARGET_S_PER_MB else ' '}"
+def _prose_payloads(size: int) -> dict[str, tuple[str, int]]:
+    text = prose(size)
+    return {
+        "markdown": (text, len(text)),
+        "text": (text, len(text)),
+        "mediawiki": (mediawiki_page(text), len(text)),
+        "html": (_html_prose(text), len(text)),
+    }
 
 
-def _print_row(name: str, row: dict[str, float], width: int, kinds: tuple[str, ...]) -> None:
-    print(f"{name:<{width}}" + "".join(_cell(row[kind]) for kind in kinds), flush=True)
+def _pattern_payloads(build: Payload) -> Callable[[int], dict[str, tuple[str, int]]]:
+    def payloads(size: int) -> dict[str, tuple[str, int]]:
+        raw = build(size)
+        return {kind: (WRAP[kind](raw), len(raw)) for kind in EXTRACTORS}
+
+    return payloads
+
+
+def _measure(payloads: dict[str, tuple[str, int]], kinds: tuple[str, ...], runs: int) -> dict[str, float]:
+    return {kind: seconds_per_mb(kind, payloads[kind][0], payloads[kind][1], runs) for kind in kinds}
+
+
+def _cell(value: float, growth: float | None = None) -> str:
+    shown = f"{value:.2f}" if growth is None else f"{value:.2f} x{growth:.1f}"
+    return f"{shown:>{11 if growth is None else 16}}{'*' if value > TARGET_S_PER_MB else ' '}"
+
+
+def _print_row(
+    name: str, row: dict[str, float], width: int, kinds: tuple[str, ...], growth: dict[str, float] | None = None
+) -> None:
+    cells = "".join(_cell(row[kind], None if growth is None else growth[kind]) for kind in kinds)
+    print(f"{name:<{width}}" + cells, flush=True)
 
 
 if __name__ == "__main__":
