@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     embed_batch_tokens: int = 16384
 
     # Chunking (None: the policy fitted to the model's window)
+    chunk_policy: Literal["window", "structure"] = Field(
+        default="window",
+        description="Character windows, or sections/paragraphs/sentences in the model's tokens with heading headers.",
+    )
+    chunk_context: Literal["path", "none"] = Field(
+        default="path", description="structure: embed each chunk after its heading path (title › section), or alone."
+    )
     chunk_size: int | None = None
     chunk_overlap: int | None = None
     max_chunks_per_source: int = 1000

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from holocron.chunking import ChunkPolicy, chunk_text
+from holocron.chunking import ChunkingResult, ChunkPolicy, Tokenizer, chunk_structure, chunk_text, embedding_input
 from holocron.embedding.base import EmbeddingError, EmbeddingProvider, Purpose
 from holocron.embedding.validation import validate_vectors
 from holocron.extract import ExtractedDocument, ExtractionError, extract, section_path
@@ -92,18 +92,22 @@ class SourceChunks:
     dropped: int
 
 
-def build_chunks(source: SourcePayload, policy: ChunkPolicy) -> SourceChunks:
-    """Pure: a stored payload to its chunk rows. Raises :class:`ExtractionError` for unusable input."""
+def build_chunks(source: SourcePayload, policy: ChunkPolicy, tokenizer: Tokenizer | None = None) -> SourceChunks:
+    """Pure: a stored payload to its chunk rows. Raises :class:`ExtractionError` for unusable input.
+
+    A structure policy needs the tokenizer it names. A chunk's id covers what is embedded (its header and its
+    content), so a changed header re-embeds that chunk and no other."""
     document = storable(extract(source.source_type, source.payload, origin=source.source_id))
-    result = chunk_text(document.text, policy)
+    result, contexts = chunk_document(document, policy, tokenizer)
     policy_json = policy.to_json()
     rows = []
-    for span in result.spans:
+    for span, context in zip(result.spans, contexts, strict=True):
         digest = sha256_text(span.text)
+        embedded = sha256_text(embedding_input(context, span.text)) if context else digest
         section = section_path(document.sections, span.start)
         rows.append(
             ChunkRow(
-                chunk_id=chunk_id_for(source.source_id, span.start, span.end, policy.version, digest),
+                chunk_id=chunk_id_for(source.source_id, span.start, span.end, policy.version, embedded),
                 source_id=source.source_id,
                 source_type=source.source_type,
                 source_ref={**source.source_ref, "title": document.title, **({"section": section} if section else {})},
@@ -114,9 +118,29 @@ def build_chunks(source: SourcePayload, policy: ChunkPolicy) -> SourceChunks:
                 content_sha256=digest,
                 policy_version=policy.version,
                 policy_json=policy_json,
+                context=context or None,
             )
         )
     return SourceChunks(document, rows, result.total_windows, result.dropped)
+
+
+def chunk_document(
+    document: ExtractedDocument, policy: ChunkPolicy, tokenizer: Tokenizer | None = None
+) -> tuple[ChunkingResult, list[str]]:
+    """Pure: an extracted document's chunks under ``policy``, and each chunk's contextual header ("" for none)."""
+    if policy.algorithm == "structure-v1":
+        if tokenizer is None or tokenizer.name != policy.tokenizer:
+            raise ValueError(f"chunk policy {policy.version} needs its tokenizer {policy.tokenizer}")
+        return chunk_structure(
+            document.text,
+            policy,
+            tokenizer,
+            section_starts=[section.offset for section in document.sections],
+            heading_path=lambda offset: section_path(document.sections, offset),
+            title=document.title,
+        )
+    result = chunk_text(document.text, policy)
+    return result, [""] * len(result.spans)
 
 
 def storable(document: ExtractedDocument) -> ExtractedDocument:
@@ -151,6 +175,7 @@ def chunk_sources(
     everything: bool = False,
     progress: Progress | None = None,
     keep_last_good: bool = False,
+    tokenizer: Tokenizer | None = None,
 ) -> ChunkStats:
     """Extract and chunk every source whose content or policy changed (or the given ones).
 
@@ -164,7 +189,7 @@ def chunk_sources(
         built: list[tuple[SourcePayload, SourceChunks | str]] = []
         for payload in payloads:
             try:
-                built.append((payload, build_chunks(payload, policy)))
+                built.append((payload, build_chunks(payload, policy, tokenizer)))
             except ExtractionError as exc:
                 built.append((payload, str(exc)))
         indexed: list[IndexedSource] = []
@@ -272,7 +297,7 @@ def _embed_batch(
     run_id: str | None,
     stats: EmbedStats,
 ) -> int:
-    texts = [chunk.content for chunk in pending]
+    texts = [embedding_input(chunk.context, chunk.content) for chunk in pending]
     ids = [chunk.chunk_id for chunk in pending]
     model_started = time.perf_counter()
     with provider_call(space.provider, space.model_name):

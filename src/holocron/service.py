@@ -6,6 +6,7 @@ lazily, so commands that never embed never load a model.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,7 +22,7 @@ from holocron.chunking import ChunkPolicy
 from holocron.config import Settings, load_settings
 from holocron.crawl.config import CrawlConfig
 from holocron.crawl.runner import Crawler, CrawlStats, IndexTrigger
-from holocron.embedding.base import EmbeddingProvider
+from holocron.embedding.base import EmbeddingError, EmbeddingProvider, tokenizer_for_policy, tokenizer_of
 from holocron.embedding.registry import build_provider
 from holocron.evidence import BoundingPolicy, EvidenceBundle, build_bundle
 from holocron.identity import ModelIdentity
@@ -231,7 +232,26 @@ class Holocron:
         return space
 
     def chunk_policy(self) -> ChunkPolicy:
-        """The configured window, or the one fitted to the model's input window."""
+        """The configured policy: structure chunks in the model's own tokens, or character windows (the
+        configured size, or the one fitted to the model's input window)."""
+        if self.settings.chunk_policy == "structure":
+            identity = self.provider.identity()
+            tokenizer = tokenizer_of(self.provider)
+            if tokenizer is None or identity.max_input_tokens is None:
+                raise EmbeddingError(
+                    f"HOLOCRON_CHUNK_POLICY=structure counts tokens with the model's tokenizer, and provider "
+                    f"{identity.provider} ({identity.model_name}) has none at hand or no known input window: "
+                    "use the local model, or HOLOCRON_CHUNK_POLICY=window"
+                )
+            policy = ChunkPolicy.structured(
+                identity.max_input_tokens,
+                tokenizer.name,
+                context="path" if self.settings.chunk_context == "path" else "",
+                max_chunks=self.settings.max_chunks_per_source,
+            )
+            # HOLOCRON_CHUNK_SIZE counts tokens here, and never more than the model reads.
+            size = min(self.settings.chunk_size or policy.chunk_size, policy.chunk_size)
+            return dataclasses.replace(policy, chunk_size=size)
         fitted = ChunkPolicy.fitted_to_model(
             self.provider.identity().max_input_tokens, max_chunks=self.settings.max_chunks_per_source
         )
@@ -418,6 +438,7 @@ class Holocron:
                 chunking = chunk_sources(
                     self.db,
                     policy,
+                    tokenizer=tokenizer_for_policy(self.provider, policy),
                     run_id=run_id,
                     everything=mode == "full",
                     progress=on_chunk_progress,

@@ -1,7 +1,13 @@
-"""The chunking policy: the parameters that decide chunk boundaries, and their version.
+"""The chunking policy: the parameters that decide chunk boundaries and what is embedded, and their version.
 
-The version string goes into every chunk id, so any change that can move a boundary (size, overlap, the
-algorithm itself) must change it; the cap on chunks per source does not move boundaries and is not part of it.
+The version string goes into every chunk id, so any change that can move a boundary or change the embedded
+text (size, overlap, the algorithm, the tokenizer that counts, the contextual header) must change it; the cap on
+chunks per source does not move boundaries and is not part of it.
+
+Two algorithms: ``window-v1`` (character windows, sized for the model by a measured characters-per-token
+ratio; :mod:`holocron.chunking.chunker`) and ``structure-v1`` (sections, paragraphs, lines, sentences, then
+words, sized in the model's own tokens, with the heading path as a contextual header;
+:mod:`holocron.chunking.structure`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ DEFAULT_OVERLAP = 200
 DEFAULT_MAX_CHUNKS = 1000
 # Overlap as a fraction of the window when the policy is fitted to a model.
 FITTED_OVERLAP_FRACTION = 0.1
+# A structure chunk holds at most this many tokens even when the model reads more: bigger chunks retrieve worse.
+MAX_STRUCTURE_TOKENS = 512
+# The chunk table's policy_version column.
+MAX_VERSION_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -38,8 +48,13 @@ class ChunkPolicy:
     overlap: int = DEFAULT_OVERLAP  # characters shared with the previous window (target, never exceeded)
     max_chunks: int = DEFAULT_MAX_CHUNKS  # cap per source; windows beyond it are dropped and reported
     algorithm: str = "window-v1"  # bump when the algorithm's output changes
+    # structure-v1 only: chunk_size counts the tokens of this tokenizer (the model's), specials excluded...
+    tokenizer: str = ""
+    # ...and the header embedded before each chunk: "path" (title › section › ...) or "" (none).
+    context: str = ""
 
-    ALGORITHMS: ClassVar[tuple[str, ...]] = ("window-v1",)
+    ALGORITHMS: ClassVar[tuple[str, ...]] = ("window-v1", "structure-v1")
+    CONTEXTS: ClassVar[tuple[str, ...]] = ("", "path")
 
     def __post_init__(self) -> None:
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size <= 0:
@@ -56,19 +71,37 @@ class ChunkPolicy:
             raise ValueError(f"max_chunks must be a positive integer, got {self.max_chunks!r}")
         if self.algorithm not in self.ALGORITHMS:
             raise ValueError(f"unknown chunking algorithm {self.algorithm!r}; known: {', '.join(self.ALGORITHMS)}")
+        if self.context not in self.CONTEXTS:
+            raise ValueError(f"unknown chunk context {self.context!r}; known: 'path' or '' (none)")
+        if self.algorithm == "structure-v1":
+            if not self.tokenizer:
+                raise ValueError("structure-v1 counts tokens with the model's tokenizer: name it (tokenizer=...)")
+            if self.overlap:
+                raise ValueError(f"structure-v1 chunks do not overlap: overlap must be 0, got {self.overlap}")
+        elif self.tokenizer or self.context:
+            raise ValueError(f"{self.algorithm} has no tokenizer or context; they belong to structure-v1")
+        if len(self.version) > MAX_VERSION_CHARS:
+            raise ValueError(f"policy version {self.version!r} is longer than {MAX_VERSION_CHARS} characters")
 
     @property
     def version(self) -> str:
-        """Everything that decides where boundaries fall, e.g. "window-v1:2000/200"."""
+        """Everything that decides boundaries and embedded text: "window-v1:2000/200",
+        "structure-v1:254t:path:all-MiniLM-L6-v2@1a2b3c4d5e6f"."""
+        if self.algorithm == "structure-v1":
+            return f"{self.algorithm}:{self.chunk_size}t:{self.context or 'none'}:{self.tokenizer}"
         return f"{self.algorithm}:{self.chunk_size}/{self.overlap}"
 
     def to_json(self) -> dict[str, object]:
         """Everything needed to reproduce the chunks, for the run's lineage record."""
+        extra: dict[str, object] = {}
+        if self.algorithm == "structure-v1":
+            extra = {"tokenizer": self.tokenizer, "context": self.context}
         return {
             "algorithm": self.algorithm,
             "chunk_size": self.chunk_size,
             "overlap": self.overlap,
             "max_chunks": self.max_chunks,
+            **extra,
             "version": self.version,
         }
 
@@ -85,7 +118,12 @@ class ChunkPolicy:
             raise ValueError(f"chunk policy record lacks integer chunk_size/overlap/max_chunks: {data!r}")
         if not isinstance(algorithm, str):
             raise ValueError(f"chunk policy record lacks an algorithm: {data!r}")
-        policy = cls(chunk_size=size, overlap=overlap, max_chunks=cap, algorithm=algorithm)
+        tokenizer, context = data.get("tokenizer", ""), data.get("context", "")
+        if not (isinstance(tokenizer, str) and isinstance(context, str)):
+            raise ValueError(f"chunk policy record has a non-string tokenizer or context: {data!r}")
+        policy = cls(
+            chunk_size=size, overlap=overlap, max_chunks=cap, algorithm=algorithm, tokenizer=tokenizer, context=context
+        )
         stored = data.get("version")
         if stored is not None and stored != policy.version:
             raise ValueError(f"chunk policy record says version {stored!r} but its parameters give {policy.version!r}")
@@ -110,8 +148,35 @@ class ChunkPolicy:
         overlap = min(round(size * FITTED_OVERLAP_FRACTION), size - 1)
         return cls(chunk_size=size, overlap=overlap, max_chunks=max_chunks)
 
+    @classmethod
+    def structured(
+        cls,
+        max_input_tokens: int,
+        tokenizer: str,
+        *,
+        context: str = "path",
+        max_chunks: int = DEFAULT_MAX_CHUNKS,
+    ) -> ChunkPolicy:
+        """A structure-v1 policy that fills the model's whole input window, counted by its own tokenizer."""
+        if isinstance(max_input_tokens, bool) or max_input_tokens <= SPECIAL_TOKENS:
+            raise ValueError(
+                f"max_input_tokens must be greater than {SPECIAL_TOKENS} (the special tokens), got {max_input_tokens!r}"
+            )
+        size = min(max_input_tokens - SPECIAL_TOKENS, MAX_STRUCTURE_TOKENS)
+        return cls(
+            chunk_size=size,
+            overlap=0,
+            max_chunks=max_chunks,
+            algorithm="structure-v1",
+            tokenizer=tokenizer,
+            context=context,
+        )
+
     def estimated_tokens(self) -> tuple[int, int]:
-        """(typical, dense) token counts of a full window, from the measured characters-per-token ratios."""
+        """(typical, dense) token counts of a full window, from the measured characters-per-token ratios
+        (structure-v1 counts tokens itself: both are its size)."""
+        if self.algorithm == "structure-v1":
+            return self.chunk_size, self.chunk_size
         return (
             math.ceil(self.chunk_size / CHARS_PER_TOKEN_TYPICAL),
             math.ceil(self.chunk_size / CHARS_PER_TOKEN_DENSE),
@@ -124,6 +189,13 @@ class ChunkPolicy:
         """
         if max_input_tokens is None:
             return None
+        if self.algorithm == "structure-v1":
+            if self.chunk_size <= max_input_tokens - SPECIAL_TOKENS:
+                return None
+            return (
+                f"structure chunks of {self.chunk_size} tokens exceed the model window of {max_input_tokens} "
+                "tokens: the model will embed only the start of each chunk"
+            )
         typical, dense = self.estimated_tokens()
         if dense <= max_input_tokens - SPECIAL_TOKENS:
             return None

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from holocron.chunking import ChunkPolicy, Tokenizer
 from holocron.identity import ModelIdentity, PreprocessPolicy, Purpose
 from holocron.vectors import Matrix
 
@@ -17,6 +18,30 @@ __all__ = [
     "ProviderStats",
     "Purpose",
 ]
+
+
+def tokenizer_of(provider: object) -> Tokenizer | None:
+    """The provider's own tokenizer when it has one at hand (a local model), else None (a remote server)."""
+    method = getattr(provider, "tokenizer", None)
+    found = method() if callable(method) else None
+    return found if isinstance(found, Tokenizer) else None
+
+
+def tokenizer_for_policy(provider: object, policy: ChunkPolicy) -> Tokenizer | None:
+    """The tokenizer a policy counts with, checked against the one it names; None for a window policy."""
+    if policy.algorithm != "structure-v1":
+        return None
+    tokenizer = tokenizer_of(provider)
+    if tokenizer is None:
+        raise EmbeddingError(
+            f"chunk policy {policy.version} counts tokens with {policy.tokenizer}, and this provider has no "
+            "tokenizer at hand: chunk with the local model, or set HOLOCRON_CHUNK_POLICY=window"
+        )
+    if tokenizer.name != policy.tokenizer:
+        raise EmbeddingError(
+            f"chunk policy {policy.version} counts tokens with {policy.tokenizer}, not this model's {tokenizer.name}"
+        )
+    return tokenizer
 
 
 class EmbeddingError(RuntimeError):

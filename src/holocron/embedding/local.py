@@ -198,5 +198,47 @@ class LocalProvider:
             encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
+    def tokenizer(self) -> ModelTokenizer:
+        """The model's own tokenizer, for chunking by tokens (:mod:`holocron.chunking.structure`)."""
+        identity = self.identity()
+        return ModelTokenizer(f"{identity.model_name}@{identity.model_digest.removeprefix('sha256:')[:12]}", self)
+
+    def token_ends(self, text: str) -> list[int]:
+        with self._model_lock:
+            encoding = self._backend_tokenizer().encode(text, add_special_tokens=False)
+        return [end for _, end in encoding.offsets]
+
+    def count_plain_tokens(self, texts: Sequence[str]) -> list[int]:
+        with self._model_lock:
+            encodings = self._backend_tokenizer().encode_batch(list(texts), add_special_tokens=False)
+        return [len(encoding.ids) for encoding in encodings]
+
+    def _backend_tokenizer(self) -> Any:
+        """The Rust tokenizer under the transformers wrapper, untruncated: ten times faster for one text than
+        the wrapper. The wrapper sets truncation again on each of its own calls, so ``encode`` is unaffected."""
+        backend = self.model.tokenizer.backend_tokenizer
+        if backend.truncation is not None or backend.padding is not None:
+            backend.no_truncation()
+            backend.no_padding()
+        return backend
+
     def close(self) -> None:
         return None
+
+
+class ModelTokenizer:
+    """A local model's tokenizer as chunking sees it (:class:`holocron.chunking.Tokenizer`)."""
+
+    def __init__(self, name: str, provider: LocalProvider) -> None:
+        self._name = name
+        self._provider = provider
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def token_ends(self, text: str) -> list[int]:
+        return self._provider.token_ends(text)
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        return self._provider.count_plain_tokens(texts) if texts else []

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import and_, func, or_, select
 
-from holocron.chunking import ChunkPolicy
-from holocron.embedding.base import EmbeddingProvider, Purpose
+from holocron.chunking import ChunkPolicy, embedding_input
+from holocron.embedding.base import EmbeddingProvider, Purpose, tokenizer_for_policy
 from holocron.embedding.validation import validate_vectors
 from holocron.hashing import sha256_text
 from holocron.indexer import chunk_sources, embed_chunks
@@ -164,13 +164,14 @@ def chunk_source(ctx: JobContext, payload: ChunkSourcePayload) -> dict[str, Any]
     """
     holo = ctx.holo
     space = ctx.space(payload.space_id)
-    ctx.provider_for(space)  # the chunk policy is fitted to this model's window
+    provider = ctx.provider_for(space)  # the chunk policy is fitted to this model's window
     policy = payload.chunk_policy.to_policy() if payload.chunk_policy is not None else holo.chunk_policy()
+    tokenizer = tokenizer_for_policy(provider, policy)
     requested = sorted(set(payload.source_ids))
     with holo.db.read() as tx:
         todo = requested if payload.force else _stale_sources(tx, requested, policy.version)
     ctx.report_progress(sources=len(requested), to_chunk=len(todo))
-    stats = chunk_sources(holo.db, policy, run_id=ctx.run_id, source_ids=todo) if todo else None
+    stats = chunk_sources(holo.db, policy, run_id=ctx.run_id, source_ids=todo, tokenizer=tokenizer) if todo else None
     ctx.checkpoint()
     with holo.db.read() as tx:
         missing = _chunks_missing_for_sources(tx, space.embedding_space_id, requested)
@@ -547,13 +548,14 @@ def _sample_with_text(tx: Tx, space_id: int, limit: int) -> tuple[list[str], Mat
     """Up to ``limit`` chunks with a current vector in the space, in chunk-id order (a hash: spread evenly)."""
     c, e = tx.t.chunk, tx.t.embedding
     rows = tx.execute(
-        select(c.c.chunk_id, e.c.vector, c.c.content)
+        select(c.c.chunk_id, e.c.vector, c.c.content, c.c.context)
         .join(e, and_(e.c.chunk_id == c.c.chunk_id, e.c.input_content_sha256 == c.c.content_sha256))
         .where(e.c.embedding_space_id == space_id)
         .order_by(c.c.chunk_id)
         .limit(limit)
     ).all()
-    return [r.chunk_id for r in rows], _stack([r.vector for r in rows]), [r.content for r in rows]
+    texts = [embedding_input(r.context, r.content) for r in rows]
+    return [r.chunk_id for r in rows], _stack([r.vector for r in rows]), texts
 
 
 def _paired_sample(tx: Tx, old_space: int, new_space: int, limit: int) -> tuple[list[str], Matrix, Matrix]:

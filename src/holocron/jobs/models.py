@@ -12,7 +12,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+    model_validator,
+)
 
 from holocron.chunking import ChunkPolicy
 from holocron.store.schema import JOB_STATUSES, JOB_TYPES
@@ -161,6 +169,8 @@ class ChunkPolicySpec(BaseModel):
     chunk_size: Annotated[int, Field(ge=1, le=2**31 - 1)]
     overlap: Annotated[int, Field(ge=0, le=2**31 - 1)]
     max_chunks: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    tokenizer: str = ""
+    context: str = ""
     version: str | None = None
     """Checked against the other fields when given (a record whose version and parameters disagree is refused)."""
 
@@ -175,6 +185,15 @@ class ChunkPolicySpec(BaseModel):
     @classmethod
     def of(cls, policy: ChunkPolicy) -> ChunkPolicySpec:
         return cls.model_validate(policy.to_json())
+
+    @model_serializer(mode="wrap")
+    def _structure_fields_only_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """A window policy's record has no tokenizer or context fields, as before they existed."""
+        data: dict[str, object] = handler(self)
+        for key in ("tokenizer", "context"):
+            if not data.get(key):
+                data.pop(key, None)
+        return data
 
 
 class ChunkSourcePayload(JobPayload):

@@ -27,6 +27,7 @@ class ChunkRow:
     content_sha256: str
     policy_version: str
     policy_json: dict[str, Any]
+    context: str | None = None  # embedded before the content (see holocron.chunking.embedding_input)
 
 
 def replace_chunks(tx: Tx, chunks_by_source: Mapping[str, Sequence[ChunkRow]], run_id: str | None) -> int:
@@ -56,6 +57,7 @@ def replace_chunks(tx: Tx, chunks_by_source: Mapping[str, Sequence[ChunkRow]], r
             "content": c.content,
             "content_sha256": c.content_sha256,
             "byte_count": len(c.content.encode("utf-8")),
+            "context": c.context,
             "policy_version": c.policy_version,
             "policy_json": c.policy_json,
             "run_id": run_id,
@@ -75,6 +77,7 @@ class PendingChunk:
     chunk_id: str
     content: str
     content_sha256: str
+    context: str | None = None
 
 
 def chunks_missing_embeddings(
@@ -96,11 +99,13 @@ def chunks_missing_embeddings(
         )
         .exists()
     )
-    query = select(c.c.chunk_id, c.c.content, c.c.content_sha256).where(c.c.chunk_id > after, ~has_embedding)
+    query = select(c.c.chunk_id, c.c.content, c.c.content_sha256, c.c.context).where(
+        c.c.chunk_id > after, ~has_embedding
+    )
     if chunk_ids is not None:
         query = query.where(c.c.chunk_id.in_(list(chunk_ids)))
     rows = tx.execute(query.order_by(c.c.chunk_id).limit(limit)).all()
-    return [PendingChunk(row.chunk_id, row.content, row.content_sha256) for row in rows]
+    return [PendingChunk(row.chunk_id, row.content, row.content_sha256, row.context) for row in rows]
 
 
 def count_chunks(tx: Tx) -> int:

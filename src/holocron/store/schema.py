@@ -316,6 +316,8 @@ def build_tables(uses_schemas: bool) -> Tables:
         Column("content", Text, nullable=False),
         Column("content_sha256", String(SHA), nullable=False),
         Column("byte_count", Integer, nullable=False),
+        # Embedded before the content (a structure policy's heading path); null: the content is embedded alone.
+        Column("context", Text, nullable=True),
         Column("policy_version", String(100), nullable=False),
         Column("policy_json", JsonType, nullable=False),
         Column("run_id", String(36), ForeignKey(ref("vector", "run", "run_id")), nullable=True),
