@@ -36,6 +36,8 @@ from holocron.store.spaces import EmbeddingSpace
 
 Progress = Callable[[int], None]
 SOURCE_BATCH = 200
+# Chunks read at once and ordered by token count before they are cut into batches (see _by_length).
+EMBED_WINDOW = 1024
 
 
 @dataclass
@@ -269,24 +271,35 @@ def embed_chunks(
     while True:
         with db.read() as tx:
             pending = chunks_missing_embeddings(
-                tx, space.embedding_space_id, after=after, limit=batch_size, chunk_ids=chunk_ids
+                tx, space.embedding_space_id, after=after, limit=max(batch_size, EMBED_WINDOW), chunk_ids=chunk_ids
             )
         if not pending:
             break
         after = pending[-1].chunk_id
-        try:
-            written = _embed_batch(db, space, provider, pending, run_id, stats)
-        except EmbeddingError as exc:
-            stats.failed_batches += 1
-            stats.errors.append(str(exc))
-            if stop_on_error:
-                raise
-            continue
-        stats.embeddings_written += record_embeddings_written(written, space.name)
-        if progress:
-            progress(len(pending))
+        for batch in _by_length(provider, pending, batch_size):
+            try:
+                written = _embed_batch(db, space, provider, batch, run_id, stats)
+            except EmbeddingError as exc:
+                stats.failed_batches += 1
+                stats.errors.append(str(exc))
+                if stop_on_error:
+                    raise
+                continue
+            stats.embeddings_written += record_embeddings_written(written, space.name)
+            if progress:
+                progress(len(batch))
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _by_length(provider: EmbeddingProvider, pending: list[PendingChunk], batch_size: int) -> list[list[PendingChunk]]:
+    """Batches of similar token counts, shortest first: a batch is padded to its longest member, so mixing a
+    short chunk with a long one makes the model work on padding. The writes are idempotent, so the order
+    they land in does not matter, and a vector does not depend on its batch beyond float noise."""
+    counts = provider.count_tokens([embedding_input(chunk.context, chunk.content) for chunk in pending])
+    order = sorted(range(len(pending)), key=lambda index: (counts[index], pending[index].chunk_id))
+    ordered = [pending[index] for index in order]
+    return [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
 
 
 def _embed_batch(

@@ -193,10 +193,11 @@ class LocalProvider:
         return np.asarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
         with self._model_lock:
-            tokenizer = self.model.tokenizer
-            encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+            encodings = self._backend_tokenizer().encode_batch(list(texts), add_special_tokens=True)
+        return [len(encoding.ids) for encoding in encodings]
 
     def tokenizer(self) -> ModelTokenizer:
         """The model's own tokenizer, for chunking by tokens (:mod:`holocron.chunking.structure`)."""
@@ -209,6 +210,8 @@ class LocalProvider:
         return [end for _, end in encoding.offsets]
 
     def count_plain_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
         with self._model_lock:
             encodings = self._backend_tokenizer().encode_batch(list(texts), add_special_tokens=False)
         return [len(encoding.ids) for encoding in encodings]
