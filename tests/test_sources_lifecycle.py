@@ -126,7 +126,7 @@ def test_inline_content_obeys_the_size_limit(db_url: str, tmp_path: Path, provid
 
 def test_symlinks_out_of_the_folder_are_skipped_and_reported(holo: Holocron, tmp_path: Path) -> None:
     outside = write(tmp_path / "outside", {"passwd": SECRET, "more/notes.txt": SECRET})
-    corpus = write(tmp_path / "corpus", {"volcano.txt": VOLCANO, "shared/oboe.txt": OBOE})
+    corpus = write(tmp_path / "corpus", {"volcano.txt": VOLCANO, "common/oboe.txt": OBOE})
     (corpus / "leak.txt").symlink_to(outside / "passwd")
     (corpus / "leakdir").symlink_to(outside / "more", target_is_directory=True)
     (corpus / "alias.txt").symlink_to(corpus / "volcano.txt")  # inside the root: fine
@@ -138,7 +138,7 @@ def test_symlinks_out_of_the_folder_are_skipped_and_reported(holo: Holocron, tmp
     assert skipped["leak.txt"] == OUTSIDE_ROOTS and skipped["leakdir"] == OUTSIDE_ROOTS
     assert "dangling.txt" in skipped
     assert skipped["alias.txt"] == INSIDE_LINK and skipped["loop"] == INSIDE_LINK
-    assert sorted(report.registered.new) == ["files:corpus/shared/oboe.txt", "files:corpus/volcano.txt"]
+    assert sorted(report.registered.new) == ["files:corpus/common/oboe.txt", "files:corpus/volcano.txt"]
     with holo.db.read() as tx:
         assert all(SECRET not in p for p in tx.execute(select(holo.db.t.ingest_records.c.payload)).scalars())
 
