@@ -193,11 +193,7 @@ class LocalProvider:
         return np.asarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        with self._model_lock:
-            encodings = self._backend_tokenizer().encode_batch(list(texts), add_special_tokens=True)
-        return [len(encoding.ids) for encoding in encodings]
+        return self._count(texts, special_tokens=True)
 
     def tokenizer(self) -> ModelTokenizer:
         """The model's own tokenizer, for chunking by tokens (:mod:`holocron.chunking.structure`)."""
@@ -210,10 +206,13 @@ class LocalProvider:
         return [end for _, end in encoding.offsets]
 
     def count_plain_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._count(texts, special_tokens=False)
+
+    def _count(self, texts: Sequence[str], *, special_tokens: bool) -> list[int]:
         if not texts:
             return []
         with self._model_lock:
-            encodings = self._backend_tokenizer().encode_batch(list(texts), add_special_tokens=False)
+            encodings = self._backend_tokenizer().encode_batch(list(texts), add_special_tokens=special_tokens)
         return [len(encoding.ids) for encoding in encodings]
 
     def _backend_tokenizer(self) -> Any:
@@ -244,4 +243,4 @@ class ModelTokenizer:
         return self._provider.token_ends(text)
 
     def count(self, texts: Sequence[str]) -> list[int]:
-        return self._provider.count_plain_tokens(texts) if texts else []
+        return self._provider.count_plain_tokens(texts)
