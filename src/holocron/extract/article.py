@@ -19,7 +19,10 @@ MAX_DESCENT = 48
 """Steps down from ``<body>`` at most (real article roots sit a few dozen elements deep): linear, whatever the
 nesting."""
 HOLD = 0.9
-"""A child is the article's root when it still holds this share of what the page holds of the reference."""
+"""A child is the article's root when it still holds this share of what the page holds of the reference..."""
+LEAVE = 12
+"""...and leaves out at most this many of the word triples its parent holds (about one short sentence): a
+section that holds most of the article's text is not the article when a sibling section holds the rest."""
 _CONTAINERS = frozenset({"div", "section", "article", "main", "td", "body", "center", "font", "span", "form"})
 
 
@@ -44,14 +47,16 @@ def locate(body: Any, reference: str) -> Any | None:
     held = len(target & shingles(body.text(separator=" ")))
     if held < 0.5 * len(target):
         return None
-    node = body
+    node, node_held = body, held
     for _ in range(MAX_DESCENT):
         child = node.child
         found = None
         while child is not None:
-            if child.tag in _CONTAINERS and len(target & shingles(child.text(separator=" "))) >= HOLD * held:
-                found = child
-                break
+            if child.tag in _CONTAINERS:
+                kept = len(target & shingles(child.text(separator=" ")))
+                if kept >= HOLD * held and node_held - kept <= LEAVE:
+                    found, node_held = child, kept
+                    break
             child = child.next
         if found is None:
             break
