@@ -30,7 +30,7 @@ from holocron.embedding.base import EmbeddingProvider, ModelIdentity, ProviderSt
 from holocron.embedding.local import LocalProvider
 from holocron.net import is_loopback
 from holocron.service import Holocron
-from holocron.store.schema import JOB_STATUSES
+from holocron.vocabulary import JOB_STATUSES
 from servers import UvicornThread
 
 DIMS = 32

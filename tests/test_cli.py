@@ -31,7 +31,7 @@ from holocron.api import create_app
 from holocron.api.models import HitOut, RunOut, SearchResponse, SpaceOut
 from holocron.cli.app import app, version
 from holocron.config import Settings
-from holocron.store.schema import JOB_STATUSES, JOB_TYPES
+from holocron.vocabulary import JOB_STATUSES, JOB_TYPES
 from servers import Misbehaviour, misbehaving_server
 
 MODEL = "fake-embed"
@@ -229,10 +229,12 @@ def test_invalid_values_are_one_line_usage_errors(home: Path, args: list[str], c
 
 def test_an_invalid_value_from_the_environment_names_the_variable(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOLOCRON_SEARCH_MODE", "psychic")
-    line = cli_error(home, "search", "tea")
+    line = cli_error(home, "search", "tea", code=2)  # read as the --mode option: a usage error
+    assert "HOLOCRON_SEARCH_MODE" in line and "'psychic' is not one of vector, keyword, hybrid" in line
+    line = cli_error(home, "sources", "list")  # read as a setting by a command without that option
     assert "HOLOCRON_SEARCH_MODE" in line and "'vector', 'keyword' or 'hybrid', not 'psychic'" in line
     monkeypatch.setenv("HOLOCRON_API_PORT", "eighty")
-    assert "HOLOCRON_API_PORT" in cli_error(home, "serve")
+    assert "HOLOCRON_API_PORT" in cli_error(home, "serve", code=2)
 
 
 def test_choices_are_case_insensitive_and_comma_separated(home: Path) -> None:

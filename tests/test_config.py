@@ -9,12 +9,13 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from holocron.config import DEFAULT_LOCAL_MODEL, Settings, load_settings
+from holocron.config import Settings, load_settings
 from holocron.embedding.base import PreprocessPolicy
 from holocron.embedding.local import LocalProvider
 from holocron.embedding.ollama import OllamaProvider
 from holocron.embedding.openai import OpenAIProvider
 from holocron.embedding.registry import build_provider
+from holocron.vocabulary import DEFAULT_LOCAL_MODEL
 
 
 @pytest.fixture(autouse=True)

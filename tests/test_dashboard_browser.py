@@ -24,7 +24,7 @@ from conftest import strict_run
 from holocron.api import create_app
 from holocron.config import Settings
 from holocron.service import Holocron
-from holocron.store.schema import JOB_STATUSES
+from holocron.vocabulary import JOB_STATUSES
 from test_api import PAGES, HashProvider, add_jobs
 
 pytestmark = pytest.mark.browser

@@ -19,9 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-ProviderName = Literal["local", "ollama", "openai"]
+from holocron.vocabulary import DEFAULT_LOCAL_MODEL, ProviderName
 
-DEFAULT_LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_LEASE_SECONDS = 20.0
 """Short, so that a killed worker's job comes back within seconds; heartbeats renew it every third of it."""
 

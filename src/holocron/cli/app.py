@@ -141,10 +141,6 @@ def _root(
     cli = state(ctx)
     cli.verbose = verbose
     cli.overrides.update({"database_url": database_url, "home": home, "log_format": log_format})
-    settings = cli.settings()
-    from holocron.observability.logs import configure_logging
-
-    configure_logging(settings.log_format, "DEBUG" if verbose else settings.log_level)
 
 
 index_cmds.register(app)

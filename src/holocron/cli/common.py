@@ -20,9 +20,8 @@ from typer._click import HelpFormatter
 from typer.core import TyperArgument, TyperCommand
 from typer.models import CommandFunctionType
 
-from holocron.config import Settings, load_settings
-
 if TYPE_CHECKING:
+    from holocron.config import Settings
     from holocron.service import Holocron
 
 PIPE_WIDTH = 100_000
@@ -93,16 +92,28 @@ class HolocronTyper(typer.Typer):
 
 @dataclass
 class CliState:
+    """The root options, read into settings only when a command first needs them: help and the listing of
+    commands never load the settings layer (pydantic-settings), nor anything below it."""
+
     overrides: dict[str, Any] = field(default_factory=dict)
     verbose: bool = False
+    logging_configured: bool = False
 
     def settings(self, **more: Any) -> Settings:
         from pydantic import ValidationError
 
+        from holocron.config import load_settings
+
         try:
-            return load_settings(**{**self.overrides, **more})
+            settings = load_settings(**{**self.overrides, **more})
         except ValidationError as exc:
             raise UserError(settings_problem(exc)) from None
+        if not self.logging_configured:
+            from holocron.observability.logs import configure_logging
+
+            configure_logging(settings.log_format, "DEBUG" if self.verbose else settings.log_level)
+            self.logging_configured = True
+        return settings
 
 
 def settings_problem(exc: Any) -> str:

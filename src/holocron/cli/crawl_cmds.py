@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,8 +19,9 @@ from holocron.cli.common import (
 )
 from holocron.cli.options import JsonOption
 from holocron.cli.progress import track
-from holocron.crawl.config import ConfigError, load_config
-from holocron.crawl.runner import CrawlStats
+
+if TYPE_CHECKING:
+    from holocron.crawl.runner import CrawlStats
 
 app = HolocronTyper(
     help="Crawl wikis, OpenAlex and plain pages politely into the raw-record store.",
@@ -69,6 +70,8 @@ def crawl_cmd(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from holocron.crawl.config import ConfigError, load_config
+
     if config is None:
         raise UserError("crawl needs --config FILE (see docs/crawl.md for its format)")
     try:

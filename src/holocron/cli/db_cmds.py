@@ -8,7 +8,7 @@ import typer
 
 from holocron.cli.common import HolocronTyper, console, one_of, print_json, print_table, print_warning, state
 from holocron.cli.options import SOURCE_STATUS_LIST, JsonOption, LimitOption, OffsetOption
-from holocron.store.sources import VISIBLE_STATUSES
+from holocron.vocabulary import VISIBLE_STATUSES
 
 app = HolocronTyper(help="Database schema: migrations and their state.", no_args_is_help=True)
 sources_app = HolocronTyper(help="Ingested sources and their indexing state.", no_args_is_help=True)

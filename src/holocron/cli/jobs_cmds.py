@@ -31,7 +31,7 @@ from holocron.cli.options import (
     LimitOption,
     OffsetOption,
 )
-from holocron.store.schema import JOB_TYPES
+from holocron.vocabulary import JOB_TYPES
 
 QUEUES = ("vector", "llm")
 

@@ -19,8 +19,8 @@ from holocron.cli.common import (
     spoken,
 )
 from holocron.cli.options import JsonOption
-from holocron.lake.exchange import FORMATS, ExchangeError
-from holocron.store.schema import EXCHANGE_TYPES
+from holocron.vocabulary import EXCHANGE_FORMATS as FORMATS
+from holocron.vocabulary import EXCHANGE_TYPES
 
 app = HolocronTyper(
     help="The lake exchange: export what this installation has, import what another exported.",
@@ -55,6 +55,8 @@ def export_cmd(
 
     Each exported snapshot is also recorded in lake.raw_exchange_record, once per content hash.
     """
+    from holocron.lake.exchange import ExchangeError
+
     chosen = split_choices(types) or None
     with open_holocron(ctx) as holo:
         try:
@@ -82,6 +84,8 @@ def import_cmd(
     Raw pages get their raw record back (index them as usual); a bad line is reported with its number and
     the rest is imported.
     """
+    from holocron.lake.exchange import ExchangeError
+
     with open_holocron(ctx) as holo:
         try:
             report = holo.lake_import(path)

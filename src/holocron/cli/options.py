@@ -8,9 +8,7 @@ from typing import Annotated, get_args
 import typer
 
 from holocron.cli.common import one_of, spoken, whole_number
-from holocron.config import ProviderName
-from holocron.store.schema import JOB_STATUSES, JOB_TYPES
-from holocron.store.sources import VISIBLE_STATUSES
+from holocron.vocabulary import JOB_STATUSES, JOB_TYPES, VISIBLE_STATUSES, ProviderName
 
 PROVIDERS: tuple[str, ...] = get_args(ProviderName)
 JOB_TYPE_LIST = spoken(JOB_TYPES)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
 from holocron.cli.common import (
@@ -25,9 +24,12 @@ from holocron.cli.common import (
     whole_number,
 )
 from holocron.cli.options import PROVIDERS, JsonOption, ModelOption, OllamaUrlOption, OpenAIUrlOption, ProviderOption
-from holocron.config import DEFAULT_LOCAL_MODEL, Settings
-from holocron.embedding.base import EmbeddingError, EmbeddingProvider, ModelIdentity, Purpose
 from holocron.net import is_loopback
+from holocron.vocabulary import DEFAULT_LOCAL_MODEL
+
+if TYPE_CHECKING:
+    from holocron.config import Settings
+    from holocron.embedding.base import EmbeddingProvider, ModelIdentity
 
 
 def register(app: typer.Typer, spaces_app: typer.Typer) -> None:
@@ -118,6 +120,8 @@ def models(
 
 
 def _served_by(name: str, settings: Settings, timeout: float) -> list[dict[str, Any]]:
+    from holocron.embedding.base import EmbeddingError
+
     configured_model = settings.resolved_embed_model if settings.embed_provider == name else None
 
     def row(endpoint: str, model: str, digest: str | None, details: str, status: str = "ok") -> dict[str, Any]:
@@ -318,6 +322,8 @@ def serve_models(
 
 
 def _identity_or_fail(provider: EmbeddingProvider) -> ModelIdentity:
+    from holocron.embedding.base import EmbeddingError
+
     try:
         return provider.identity()
     except EmbeddingError as exc:
@@ -388,6 +394,9 @@ def probe(
 
     Reports the dimensions, norm, latency, digest and the model's space (if it exists yet).
     """
+    import numpy as np
+
+    from holocron.embedding.base import EmbeddingError, Purpose
     from holocron.embedding.registry import build_provider
     from holocron.embedding.validation import validate_vectors
 

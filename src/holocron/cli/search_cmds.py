@@ -25,9 +25,8 @@ from holocron.cli.common import (
 )
 from holocron.cli.options import JsonOption
 from holocron.cli.progress import track
-from holocron.eval.metrics import AGGREGATIONS
-from holocron.extract import SOURCE_TYPES
-from holocron.retrieval.config import MODES
+from holocron.vocabulary import AGGREGATIONS, SOURCE_TYPES
+from holocron.vocabulary import SEARCH_MODES as MODES
 
 if TYPE_CHECKING:
     from holocron.retrieval.snippets import Snippet

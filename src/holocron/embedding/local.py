@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from holocron.config import DEFAULT_LOCAL_MODEL
 from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats, Purpose
 from holocron.embedding.batching import embed_batched, estimate_tokens
 from holocron.vectors import Matrix
+from holocron.vocabulary import DEFAULT_LOCAL_MODEL
 
 for _switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_switch, "1")

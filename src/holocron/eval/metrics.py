@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from holocron.vocabulary import AGGREGATIONS
+
 
 def _dedupe(ranked: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ranked))
@@ -60,10 +62,6 @@ def documents_from_chunks(ranked_sources: Sequence[str], limit: int = 100) -> li
     """Chunk-level ranking (each chunk named by its document) to a document ranking: a document takes the
     rank of its best chunk, which is the max-over-chunks aggregation for any score that the ranking sorts."""
     return _dedupe(ranked_sources)[:limit]
-
-
-AGGREGATIONS = ("max", "sum2")
-"""How chunk hits become a document ranking: the best chunk's score, or the sum of the two best chunks'."""
 
 
 def aggregate_documents(scored: Sequence[tuple[str, float]], how: str, limit: int = 100) -> list[str]:

@@ -17,9 +17,10 @@ from typing import Any
 from holocron.config import Settings
 from holocron.embedding.base import EmbeddingProvider
 from holocron.eval.beir import corpus_records, doc_id_of_source, read_corpus, read_qrels, read_queries
-from holocron.eval.metrics import AGGREGATIONS, aggregate_documents, mean_metrics, query_metrics
+from holocron.eval.metrics import aggregate_documents, mean_metrics, query_metrics
 from holocron.retrieval.config import MODES, RetrievalConfig
 from holocron.store.sources import RawRecord
+from holocron.vocabulary import AGGREGATIONS
 
 Progress = Callable[[int], None]
 DOCS_PER_QUERY = 100

@@ -17,6 +17,7 @@ from holocron.extract.html import extract_html
 from holocron.extract.mediawiki import extract_mediawiki
 from holocron.extract.openalex import extract_openalex
 from holocron.extract.plain import extract_markdown, extract_text
+from holocron.vocabulary import SOURCE_TYPES
 
 __all__ = ["SOURCE_TYPES", "ExtractedDocument", "ExtractionError", "Section", "extract", "section_path"]
 
@@ -27,8 +28,7 @@ _EXTRACTORS: dict[str, Callable[..., ExtractedDocument]] = {
     "text": extract_text,
     "markdown": extract_markdown,
 }
-
-SOURCE_TYPES: tuple[str, ...] = tuple(_EXTRACTORS)
+assert tuple(_EXTRACTORS) == SOURCE_TYPES, "holocron.vocabulary.SOURCE_TYPES names every extractor"
 
 
 def extract(source_type: str, payload: str, *, origin: str | None = None) -> ExtractedDocument:

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from holocron.chunking import ChunkPolicy
-from holocron.store.schema import JOB_STATUSES, JOB_TYPES
+from holocron.vocabulary import JOB_STATUSES, JOB_TYPES
 
 
 class JobType(StrEnum):

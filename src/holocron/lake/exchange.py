@@ -43,9 +43,9 @@ from holocron.store.exchange import (
     llm_artifact_rows,
     llm_run_rows,
 )
-from holocron.store.schema import EXCHANGE_TYPES
+from holocron.vocabulary import EXCHANGE_FORMATS, EXCHANGE_TYPES
 
-FORMATS = ("jsonl", "parquet")
+FORMATS = EXCHANGE_FORMATS
 RAW_TYPES = frozenset({"http", "mediawiki", "openalex", "file"})
 """Exchange types that are raw pages: an import gives them their ``ingest.ingest_records`` row back."""
 LOCAL_SYSTEMS = frozenset({"files", "manifest"})

@@ -13,7 +13,7 @@ from sqlalchemy import Column, Table, func, select
 from holocron.store.crawl import crawl_overview
 from holocron.store.database import Database, Tx
 from holocron.store.llm import list_llm_runs, llm_run_counts
-from holocron.store.schema import JOB_STATUSES, JOB_TYPES
+from holocron.vocabulary import JOB_STATUSES, JOB_TYPES
 
 WAITING_STATUSES = ("NEW", "FAILED")
 RUN_METRIC_KEYS = (

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 from holocron.retrieval.fusion import RRF_K
 from holocron.retrieval.space_index import IndexConfig
 from holocron.retrieval.vector_index import HnswParams
+from holocron.vocabulary import FUSIONS, SEARCH_MODES
 
 if TYPE_CHECKING:
     from holocron.config import Settings
 
-MODES = ("vector", "keyword", "hybrid")
-FUSIONS = ("rrf", "convex")
+MODES = SEARCH_MODES
 
 
 @dataclass(frozen=True)

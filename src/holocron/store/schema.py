@@ -31,13 +31,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from holocron.store.types import JsonType, UtcDateTime, VectorType, WorkItemStatus
+from holocron.vocabulary import EXCHANGE_TYPES, JOB_STATUSES, JOB_TYPES
 
 SCHEMAS = ("ingest", "vector", "llm", "lake")
 """The schemas of the first migration; ``sem`` (semantic facts derived from the LLM's answers) came with 0004."""
 SEM_SCHEMA = "sem"
 
-JOB_TYPES = ("CHUNK_SOURCE", "EMBED_CHUNKS", "REEMBED_SPACE", "RETRIEVE_TEST", "DRIFT_TEST")
-JOB_STATUSES = ("NEW", "RUNNING", "SUCCEEDED", "FAILED", "DEADLETTER", "CANCELLED")
 SOURCE_STATUSES = ("pending", "indexed", "error")
 LLM_RUN_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED")
 LLM_ARTIFACT_TYPES = (
@@ -78,7 +77,6 @@ WORK_ITEM_NAMES = {
     "lease_expires_utc": "lease_expires_at",
 }
 """``ingest.work_items``' names (the inventory's) for the queue columns that carry another name elsewhere."""
-EXCHANGE_TYPES = ("http", "mediawiki", "openalex", "llm", "file")
 
 
 def queue_columns(

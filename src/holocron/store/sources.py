@@ -531,10 +531,6 @@ def file_sources_under(tx: Tx, source_system: str, root_uri: str) -> dict[str, s
 
 # -- status as users see it -------------------------------------------------------------------------
 
-VISIBLE_STATUSES = ("pending", "chunked", "indexed", "stale", "error")
-"""``chunked``: chunked, but not every chunk has a vector in the space; ``stale``: in error, still serving
-its last good chunks (``--keep-last-good``)."""
-
 
 def _visible_status(tx: Tx, embedding_space_id: int | None) -> ColumnElement[str]:
     reg, c, e = tx.t.source_registry, tx.t.chunk, tx.t.embedding

@@ -23,15 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from holocron.store.schema import (
-    JOB_STATUSES,
-    LLM_ARTIFACT_TYPES,
-    LLM_RUN_STATUSES,
-    SEM_SCHEMA,
-    column_ref,
-    table_name_for,
-)
+from holocron.store.schema import LLM_ARTIFACT_TYPES, LLM_RUN_STATUSES, SEM_SCHEMA, column_ref, table_name_for
 from holocron.store.types import JsonType, UtcDateTime
+from holocron.vocabulary import JOB_STATUSES
 
 revision = "0004"
 down_revision = "0003"

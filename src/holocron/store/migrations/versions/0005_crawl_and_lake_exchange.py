@@ -23,8 +23,9 @@ import sqlalchemy as sa
 from alembic import op
 
 from holocron.store.migrations import ops
-from holocron.store.schema import EXCHANGE_TYPES, WORK_ITEM_STATUSES
+from holocron.store.schema import WORK_ITEM_STATUSES
 from holocron.store.types import JsonType, UtcDateTime
+from holocron.vocabulary import EXCHANGE_TYPES
 
 revision = "0005"
 down_revision = "0004"
