@@ -42,8 +42,8 @@ from holocron.observability.metrics import metrics_registry, observe_search, rec
 from holocron.observability.overview import compute_overview, space_coverage
 from holocron.retrieval.config import RetrievalConfig
 from holocron.retrieval.filters import SearchFilters
-from holocron.retrieval.search import Searcher, SearchResult
-from holocron.retrieval.space_index import SyncReport
+from holocron.retrieval.search import Searcher, SearchResult, open_space_index
+from holocron.retrieval.space_index import SpaceIndex, SyncReport
 from holocron.store.chunks import count_chunks
 from holocron.store.crawl import ControlState, crawl_overview, set_control
 from holocron.store.database import Database, Tx
@@ -143,6 +143,9 @@ class IndexReport:
     seconds: float
     model_calls: int
     warnings: list[str] = field(default_factory=list)
+    vector_index: SyncReport | None = None
+    """The space's vector index brought up to date at the run's end (None when the run changed nothing, and
+    on PostgreSQL, where pgvector keeps its own)."""
 
     @property
     def status(self) -> str:
@@ -168,6 +171,7 @@ class IndexReport:
             "model_calls": self.model_calls,
             "seconds": round(self.seconds, 4),
             "sources_rejected": len(self.ingest.rejected) if self.ingest else 0,
+            **(self.vector_index.as_metrics() if self.vector_index else {}),
         }
 
 
@@ -189,6 +193,7 @@ class Holocron:
         self.settings = settings or load_settings()
         self.db = Database(self.settings.resolved_database_url, hnsw=pg_hnsw_params(self.settings))
         self.db.upgrade()
+        self._space_indexes: dict[int, SpaceIndex] = {}  # other spaces' indexes kept up by keep_index_up
         if provider is not None:
             self.__dict__["provider"] = provider
         if chat_provider is not None:
@@ -454,6 +459,8 @@ class Holocron:
                     batch_size=self.settings.embed_batch_size,
                     progress=on_embed_progress,
                 )
+                changed = chunking.sources_chunked or embedding.embeddings_written
+                vector_index = self.keep_index_up(self.space, save=True) if changed else None
             except BaseException as exc:
                 finish_run(self.db, run_id, metrics={}, error=f"{type(exc).__name__}: {exc}")
                 raise
@@ -467,6 +474,7 @@ class Holocron:
                 seconds=time.perf_counter() - started,
                 model_calls=self.provider.stats.calls - calls_before,
                 warnings=warnings,
+                vector_index=vector_index,
             )
             for source_id, reason in chunking.errors:
                 log.warning("source not indexed: %s", reason, extra={"fields": {"source_id": source_id}})
@@ -675,6 +683,35 @@ class Holocron:
     def sync_index(self) -> SyncReport:
         """Bring the vector index up to date with the embedding table."""
         return self.searcher.index.sync()
+
+    def keep_index_up(self, space: EmbeddingSpace, *, save: bool = False) -> SyncReport | None:
+        """Add what was just embedded into ``space`` to its vector index, so that no search builds it.
+
+        On SQLite the exact or HNSW index of the space is caught up with the table (built the first time, and
+        then saved). ``save`` also writes a graph with unsaved additions to its file, as an index run does at
+        its end; workers leave that to the index's ``save_every``. On PostgreSQL pgvector keeps its own index
+        up inside each write, and this returns None.
+        """
+        if self.db.dialect == "postgresql":
+            return None
+        started = time.perf_counter()
+        index = self._space_index(space)
+        report = index.sync()
+        if save and not report.saved and index.save(only_if_changed=True):
+            report = dataclasses.replace(report, saved=True, seconds=time.perf_counter() - started)
+        return report
+
+    def _space_index(self, space: EmbeddingSpace) -> SpaceIndex:
+        if space.embedding_space_id == self.space.embedding_space_id:
+            index = self.searcher.index
+        else:
+            index = self._space_indexes.get(space.embedding_space_id) or open_space_index(
+                self.db, space, RetrievalConfig.from_settings(self.settings)
+            )
+        if not isinstance(index, SpaceIndex):
+            raise TypeError(f"space {space.name}: the embedded index only exists on SQLite")
+        self._space_indexes.setdefault(space.embedding_space_id, index)
+        return index
 
     def rebuild_index(self, *, reason: str = "requested") -> SyncReport:
         """Recompute the configured space's vector index from the embedding table."""

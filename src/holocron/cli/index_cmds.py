@@ -289,6 +289,13 @@ def index(
         f"chunks written {m['chunks_written']}; "
         f"embeddings written {m['embeddings_written']} in {m['model_calls']} model calls; {m['seconds']:.2f} s"
     )
+    if report.vector_index is not None:
+        upkeep = report.vector_index
+        done = "built" if upkeep.rebuilt else f"{upkeep.replayed} changes added"
+        console.print(
+            f"  vector index ({upkeep.kind}): {upkeep.size} vectors, {done} in {upkeep.seconds:.2f} s"
+            + (", saved" if upkeep.saved else "")
+        )
     if report.status != "succeeded":
         print_error(f"run {report.status}: {len(report.errors)} sources or embedding batches failed")
     raise typer.Exit(exit_code)

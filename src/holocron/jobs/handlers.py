@@ -275,6 +275,9 @@ def embed_chunk_batch(ctx: JobContext, payload: EmbedChunksPayload) -> dict[str,
     )
     model_calls = provider.stats.calls - calls_before
     ctx.metrics.update(stats.as_metrics(), chunks_requested=len(payload.chunk_ids), model_calls=model_calls)
+    if stats.embeddings_written:  # the vectors go into the space's index now, not at the first search
+        upkeep = ctx.holo.keep_index_up(space)
+        ctx.metrics.update(upkeep.as_metrics() if upkeep else {})
     ctx.artifact(
         "embedding_manifest",
         {

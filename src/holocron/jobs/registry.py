@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from holocron.config import Settings
     from holocron.embedding.base import EmbeddingProvider
     from holocron.jobs.queue import JobQueue
+    from holocron.retrieval.space_index import SyncReport
     from holocron.store.database import Database
 
 
@@ -46,6 +47,8 @@ class Runtime(Protocol):
     def space(self) -> EmbeddingSpace: ...
 
     def chunk_policy(self) -> ChunkPolicy: ...
+
+    def keep_index_up(self, space: EmbeddingSpace, *, save: bool = False) -> SyncReport | None: ...
 
 
 class JobInterruptedError(Exception):

@@ -132,6 +132,16 @@ class SyncReport:
             "seconds": round(self.seconds, 4),
         }
 
+    def as_metrics(self) -> dict[str, Any]:
+        """A run's or a job's index upkeep as flat metrics: the index's kind and size, and what it cost."""
+        return {
+            "vector_index": self.kind,
+            "vector_index_size": self.size,
+            "vector_index_seconds": round(self.seconds, 4),
+            "vector_index_rebuilt": self.rebuilt,
+            "vector_index_saved": self.saved,
+        }
+
 
 class SpaceIndex:
     """The ANN (or exact) index of one space on SQLite; thread-safe, one per process and space."""
@@ -300,10 +310,13 @@ class SpaceIndex:
             )
             return report
 
-    def save(self) -> bool:
-        """Write the file now (normally done after every ``save_every`` replayed changes)."""
+    def save(self, *, only_if_changed: bool = False) -> bool:
+        """Write the file now (normally done after every ``save_every`` replayed changes); with
+        ``only_if_changed``, only when the graph holds changes its file does not."""
         with self._lock:
-            return self._save() if isinstance(self._index, HnswVectorIndex) else False
+            if not isinstance(self._index, HnswVectorIndex) or (only_if_changed and not self._unsaved):
+                return False
+            return self._save()
 
     def status(self) -> dict[str, Any]:
         with self._lock:
