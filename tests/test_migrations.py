@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from holocron.store.database import Database
+from holocron.store.migrate import SchemaTooNewError
 from holocron.store.schema import UNMAPPED_SQLITE_PREFIX
 
 
@@ -54,3 +56,16 @@ def test_a_column_missing_from_the_migrations_is_found(db: Database) -> None:
         )
         diff = compare_metadata(context, extra)
     assert [d[1].name for d in diff if d[0] == "add_table"] == ["not_migrated"]
+
+
+def test_the_fast_revision_check_names_alembics_head(db: Database) -> None:
+    """``Database.upgrade`` skips alembic when the store is at HEAD_REVISION: that must be the newest migration."""
+    from holocron.store.migrate import current_revision, head_revision
+    from holocron.store.revision import HEAD_REVISION
+
+    assert head_revision(db) == HEAD_REVISION == current_revision(db)
+    assert db.upgrade() is False  # already there: recognised by one query
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    with pytest.raises(SchemaTooNewError):  # any other revision goes through alembic, which knows it not
+        db.upgrade()

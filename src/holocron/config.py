@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         description="Ollama model when embed_provider is ollama and embed_model is not set.",
     )
     local_model_path: Path | None = Field(default=None, description="A sentence-transformers folder.")
+    local_query_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="How the local model embeds queries: auto (ONNX Runtime once an index run has exported the "
+        "model and onnxruntime is installed, torch until then), onnx (export on first need), torch.",
+    )
     ollama_base_url: str = Field(
         default="http://localhost:11434",
         validation_alias=AliasChoices("HOLOCRON_OLLAMA_BASE_URL", "OLLAMA_BASE_URL"),
@@ -139,7 +144,9 @@ class Settings(BaseSettings):
         description="Ollama chat model when chat_provider is ollama and chat_model is not set.",
     )
     chat_model_path: Path | None = Field(default=None, description="A GGUF file; default the bundled SmolLM2.")
-    model_cache_dir: Path | None = Field(default=None, description="De-quantised weights; default home/models.")
+    model_cache_dir: Path | None = Field(
+        default=None, description="Derived weights (de-quantised chat model, ONNX exports); default home/models."
+    )
     chat_base_url: str | None = Field(
         default=None, description="The chat server; default ollama_base_url or openai_base_url by provider."
     )
@@ -203,6 +210,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'holocron.db'}"
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.home / "models"
 
     @property
     def resolved_lake_dir(self) -> Path:

@@ -17,26 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from holocron.chat.base import ChatProvider
 from holocron.chunking import ChunkPolicy
 from holocron.config import Settings, load_settings
-from holocron.crawl.config import CrawlConfig
-from holocron.crawl.runner import Crawler, CrawlStats, IndexTrigger
 from holocron.embedding.base import EmbeddingError, EmbeddingProvider, tokenizer_for_policy, tokenizer_of
-from holocron.embedding.registry import build_provider
-from holocron.evidence import BoundingPolicy, EvidenceBundle, build_bundle
 from holocron.identity import ModelIdentity
-from holocron.indexer import ChunkStats, EmbedStats, chunk_sources, embed_chunks
-from holocron.ingest.files import DEFAULT_SOURCE_SYSTEM, FileRef, Skipped, read_file, read_manifest, walk
-from holocron.jobs.handlers import chunk_jobs, enqueue_indexing
-from holocron.jobs.models import PAYLOADS, ChunkPolicySpec, InvalidPayloadError, Job, JobType, parse_job_type
-from holocron.jobs.queue import Enqueued, JobQueue, NewJob
-from holocron.lake import write_artifact
-from holocron.lake.exchange import ExportReport, ImportReport, export_records, import_records
-from holocron.llm.interrogations import InterrogationRegistry, build_registry
-from holocron.llm.lane import LlmLane
-from holocron.llm.providers import build_chat_from_settings
-from holocron.llm.queue import LlmJob, LlmQueue
 from holocron.observability.logs import log_context
 from holocron.observability.metrics import metrics_registry, observe_search, record_search_error
 from holocron.observability.overview import compute_overview, space_coverage
@@ -58,7 +42,6 @@ from holocron.store.llm import (
     source_pages,
     stale_current_answers,
 )
-from holocron.store.migrate import current_revision, head_revision
 from holocron.store.runs import (
     close_expired_runs,
     count_runs,
@@ -93,9 +76,27 @@ from holocron.store.spaces import (
     other_spaces_of_model,
 )
 from holocron.store.types import PgHnswParams
+from holocron.vocabulary import FILES_SOURCE_SYSTEM
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+    from holocron.chat.base import ChatProvider
+    from holocron.crawl.config import CrawlConfig
+    from holocron.crawl.runner import Crawler, CrawlStats, IndexTrigger
+    from holocron.evidence import BoundingPolicy, EvidenceBundle
+    from holocron.indexer import ChunkStats, EmbedStats
+    from holocron.ingest.files import Skipped
+    from holocron.jobs.models import Job, JobType
+    from holocron.jobs.queue import Enqueued, JobQueue
+    from holocron.lake.exchange import ExportReport, ImportReport
+    from holocron.llm.interrogations import InterrogationRegistry
+    from holocron.llm.lane import LlmLane
+    from holocron.llm.queue import LlmJob, LlmQueue
+
+# The search path imports only what it needs: the crawler, the indexer (and with it the extractors), the job
+# handlers, the lake and the LLM runtime are imported by the methods that use them, so that a cold
+# `holocron search` does not wait for them.
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,8 @@ class IndexReport:
     vector_index: SyncReport | None = None
     """The space's vector index brought up to date at the run's end (None when the run changed nothing, and
     on PostgreSQL, where pgvector keeps its own)."""
+    query_export_seconds: float | None = None
+    """Seconds spent exporting the local model for ONNX queries in this run (None: nothing exported)."""
 
     @property
     def status(self) -> str:
@@ -172,6 +175,7 @@ class IndexReport:
             "seconds": round(self.seconds, 4),
             "sources_rejected": len(self.ingest.rejected) if self.ingest else 0,
             **(self.vector_index.as_metrics() if self.vector_index else {}),
+            **({"query_export_seconds": round(self.query_export_seconds, 4)} if self.query_export_seconds else {}),
         }
 
 
@@ -216,6 +220,8 @@ class Holocron:
 
     @cached_property
     def provider(self) -> EmbeddingProvider:
+        from holocron.embedding.registry import build_provider
+
         return build_provider(self.settings)
 
     @cached_property
@@ -272,7 +278,7 @@ class Holocron:
         self,
         paths: Sequence[Path],
         *,
-        source_system: str = DEFAULT_SOURCE_SYSTEM,
+        source_system: str = FILES_SOURCE_SYSTEM,
         tags: Sequence[str] = (),
         progress: Progress | None = None,
         enqueue: bool = False,
@@ -287,6 +293,8 @@ class Holocron:
         ``prune`` they are deleted. With ``enqueue``, new and changed sources are queued as CHUNK_SOURCE jobs
         (the trigger), so running workers index them with no further step.
         """
+        from holocron.ingest.files import FileRef, Skipped, read_file, walk
+
         found = list(walk(paths, allow_roots=allow_roots))
         refs = [item for item in found if isinstance(item, FileRef)]
         records = (
@@ -327,9 +335,11 @@ class Holocron:
         source's content hash, so calling this twice queues nothing new. With no ids: every source whose
         chunks are stale under the current policy (also recovers sources whose trigger was lost in a crash).
         """
+        from holocron.jobs.handlers import enqueue_indexing as enqueue_for_indexing
+
         policy = self.chunk_policy()  # travels in the payloads: every worker chunks with it
         policy_version = policy.version if source_ids is None else None
-        return enqueue_indexing(
+        return enqueue_for_indexing(
             self.jobs, self.space.embedding_space_id, source_ids, policy_version=policy_version, policy=policy
         )
 
@@ -345,6 +355,8 @@ class Holocron:
         """Queue one job. A payload's space, when left out, is the configured model's space; a CHUNK_SOURCE
         payload's chunk policy, the configured one (fixed now, so that every worker chunks with it, not with
         its own settings). Raises ``ValueError`` for an unknown type or a payload its schema refuses."""
+        from holocron.jobs.models import PAYLOADS, ChunkPolicySpec, JobType, parse_job_type
+
         kind = parse_job_type(job_type) if isinstance(job_type, str) else job_type
         data = dict(payload)
         space_field = PAYLOADS[kind].space_field
@@ -363,6 +375,8 @@ class Holocron:
         keep_last_good: bool | None = None,
     ) -> IngestReport:
         """Register a manifest's entries; its files must lie under its folder or ``allow_roots``."""
+        from holocron.ingest.files import read_manifest
+
         entries = read_manifest(manifest, max_bytes=self.settings.max_source_bytes, allow_roots=allow_roots)
         return self._register(entries, progress, keep_last_good=keep_last_good)
 
@@ -421,6 +435,8 @@ class Holocron:
     ) -> IndexReport:
         """Everything new or changed: extract, chunk, embed and store, as one recorded run; the report's
         ``status`` says whether it all succeeded."""
+        from holocron.indexer import chunk_sources, embed_chunks
+
         if mode not in ("full", "incremental"):
             raise ValueError("mode is 'full' or 'incremental'")
         started = time.perf_counter()
@@ -461,6 +477,7 @@ class Holocron:
                 )
                 changed = chunking.sources_chunked or embedding.embeddings_written
                 vector_index = self.keep_index_up(self.space, save=True) if changed else None
+                export_seconds = self._prepare_queries() if embedding.embeddings_written else None
             except BaseException as exc:
                 finish_run(self.db, run_id, metrics={}, error=f"{type(exc).__name__}: {exc}")
                 raise
@@ -475,6 +492,7 @@ class Holocron:
                 model_calls=self.provider.stats.calls - calls_before,
                 warnings=warnings,
                 vector_index=vector_index,
+                query_export_seconds=export_seconds,
             )
             for source_id, reason in chunking.errors:
                 log.warning("source not indexed: %s", reason, extra={"fields": {"source_id": source_id}})
@@ -484,6 +502,8 @@ class Holocron:
             return report
 
     def _record_index_run(self, report: IndexReport) -> None:
+        from holocron.lake import write_artifact
+
         lake = self.settings.resolved_lake_dir
         write_artifact(
             self.db,
@@ -570,6 +590,8 @@ class Holocron:
         save: bool = True,
     ) -> EvidenceBundle:
         """Search, then bound the hits into a stored evidence bundle (what the LLM is given)."""
+        from holocron.evidence import BoundingPolicy, build_bundle
+
         policy = policy or BoundingPolicy.from_settings(self.settings)
         result = self.search(
             question,
@@ -589,6 +611,8 @@ class Holocron:
     @cached_property
     def jobs(self) -> JobQueue:
         """The job queue of this store (enqueue, list, retry, cancel, stats)."""
+        from holocron.jobs.queue import JobQueue
+
         return JobQueue(self.db)
 
     def _known_space_id(self) -> int | None:
@@ -674,6 +698,8 @@ class Holocron:
 
     def schema_revision(self) -> tuple[str | None, str | None]:
         """(the store's migration revision, the newest this code knows)."""
+        from holocron.store.migrate import current_revision, head_revision
+
         return current_revision(self.db), head_revision(self.db)
 
     def index_status(self) -> dict[str, Any]:
@@ -701,6 +727,22 @@ class Holocron:
             report = dataclasses.replace(report, saved=True, seconds=time.perf_counter() - started)
         return report
 
+    def _prepare_queries(self) -> float | None:
+        """Export the local model for fast-starting queries while it is loaded (once per model digest).
+
+        An export that fails, or does not reproduce the model's vectors, is logged and left out: queries go on
+        through torch, and the run is not failed for it.
+        """
+        prepare = getattr(self.provider, "prepare_query_encoder", None)
+        if prepare is None:
+            return None
+        try:
+            seconds: float | None = prepare()
+        except Exception as exc:  # an optional accelerator: never the reason an index run fails
+            log.warning("queries stay on torch: the ONNX export failed: %s: %s", type(exc).__name__, exc)
+            return None
+        return seconds or None
+
     def _space_index(self, space: EmbeddingSpace) -> SpaceIndex:
         if space.embedding_space_id == self.space.embedding_space_id:
             index = self.searcher.index
@@ -722,20 +764,28 @@ class Holocron:
     @cached_property
     def chat_provider(self) -> ChatProvider:
         """The configured chat model (loaded on its first answer, once per process)."""
+        from holocron.llm.providers import build_chat_from_settings
+
         return build_chat_from_settings(self.settings)
 
     @cached_property
     def interrogations(self) -> InterrogationRegistry:
         """The built-in interrogations, the entry points' and the ``interrogations_file``'s."""
+        from holocron.llm.interrogations import build_registry
+
         return build_registry(self.settings.interrogations_file)
 
     @cached_property
     def llm_jobs(self) -> LlmQueue:
         """The ``llm.job`` queue (the same queue implementation as :attr:`jobs`)."""
+        from holocron.llm.queue import LlmQueue
+
         return LlmQueue(self.db, self.interrogations)
 
     def llm_lane(self, interrogations: Sequence[str] | None = None) -> LlmLane:
         """``llm.job`` as a worker lane (``holocron worker --queues llm``)."""
+        from holocron.llm.lane import LlmLane
+
         return LlmLane(self, self.llm_jobs, interrogations)
 
     def llm_enqueue(
@@ -750,6 +800,9 @@ class Holocron:
     ) -> list[Enqueued[LlmJob]]:
         """One job per source (``all_sources``: every source with chunks) or per query; all validated before
         any is stored. A subject already waiting for an answer returns its job (the dedupe key)."""
+        from holocron.jobs.models import InvalidPayloadError
+        from holocron.jobs.queue import NewJob
+
         if all_sources:
             with self.db.read() as tx:
                 s = tx.t.source_registry
@@ -767,6 +820,8 @@ class Holocron:
     def llm_refresh(self, *, interrogation: str | None = None) -> list[Enqueued[LlmJob]]:
         """Ask again exactly the current answers whose evidence chunks were replaced; idempotent (a second
         refresh before the workers run returns the same jobs)."""
+        from holocron.jobs.queue import NewJob
+
         with self.db.read() as tx:
             stale = stale_current_answers(tx, interrogation=interrogation)
         jobs = []
@@ -839,6 +894,8 @@ class Holocron:
         """A crawler of the configured sources (``only`` these, when given). With ``index``, every new or
         changed page queues its CHUNK_SOURCE job in the transaction that stores it, so running workers index
         what the crawl fetches with no further step."""
+        from holocron.crawl.runner import Crawler
+
         settings = config.crawl if max_items is None else config.crawl.model_copy(update={"max_items": max_items})
         return Crawler(
             self.db,
@@ -850,6 +907,8 @@ class Holocron:
         )
 
     def _index_trigger(self) -> IndexTrigger:
+        from holocron.jobs.handlers import chunk_jobs
+
         space_id, policy = self.space.embedding_space_id, self.chunk_policy()
 
         def trigger(tx: Tx, pairs: list[tuple[str, str]]) -> None:
@@ -869,8 +928,12 @@ class Holocron:
     def lake_export(self, path: Path, *, fmt: str = "jsonl", types: Sequence[str] | None = None) -> ExportReport:
         """Write this installation's snapshot (raw pages, LLM artifacts and runs) to an exchange file, and
         record each snapshot in ``lake.raw_exchange_record`` (see :mod:`holocron.lake.exchange`)."""
+        from holocron.lake.exchange import export_records
+
         return export_records(self.db, path, fmt=fmt, types=types)
 
     def lake_import(self, path: Path) -> ImportReport:
         """Load an exchange file idempotently: raw pages get their raw record back, bad lines are reported."""
+        from holocron.lake.exchange import import_records
+
         return import_records(self.db, path)

@@ -24,3 +24,5 @@ SEARCH_MODES = ("vector", "keyword", "hybrid")
 FUSIONS = ("rrf", "convex")
 AGGREGATIONS = ("max", "sum2")
 """How chunk hits become a document ranking: the best chunk's score, or the sum of the two best chunks'."""
+FILES_SOURCE_SYSTEM = "files"
+"""The source system of pages ingested from local files (``holocron ingest PATH``)."""

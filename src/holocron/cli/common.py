@@ -136,7 +136,7 @@ def state(ctx: typer.Context) -> CliState:
 
 def open_holocron(ctx: typer.Context, **overrides: Any) -> Holocron:
     from holocron.service import Holocron
-    from holocron.store.migrate import SchemaTooNewError
+    from holocron.store.revision import SchemaTooNewError
 
     try:
         return Holocron(state(ctx).settings(**overrides))

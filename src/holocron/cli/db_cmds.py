@@ -19,7 +19,7 @@ def upgrade(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Apply every pending migration."""
     from holocron.cli.common import UserError
     from holocron.store.database import Database
-    from holocron.store.migrate import SchemaTooNewError
+    from holocron.store.revision import SchemaTooNewError
 
     db = Database(state(ctx).settings().resolved_database_url)
     try:

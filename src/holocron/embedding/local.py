@@ -20,6 +20,7 @@ import numpy as np
 
 from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats, Purpose
 from holocron.embedding.batching import embed_batched, estimate_tokens
+from holocron.embedding.onnx import OnnxQueryEncoder, export_model, export_path, exportable, onnx_available
 from holocron.vectors import Matrix
 from holocron.vocabulary import DEFAULT_LOCAL_MODEL
 
@@ -30,6 +31,9 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx")
+QUERY_BACKENDS = ("auto", "onnx", "torch")
+QUERY_BATCH = 64
+"""Query texts per ONNX Runtime call (an evaluation embeds all its claims at once)."""
 
 
 def bundled_model_path() -> Path:
@@ -95,6 +99,8 @@ class LocalProvider:
         device: str = "cpu",
         batch_tokens: int | None = None,
         threads: int | None = None,
+        query_backend: str = "torch",
+        cache_dir: Path | None = None,
     ) -> None:
         self.model_name = model_name
         self.model_path = model_path or bundled_model_path()
@@ -107,6 +113,13 @@ class LocalProvider:
         self.threads = threads  # torch's threads when the model loads; None: one per core
         self.stats = ProviderStats()
         self._model_lock = threading.RLock()
+        if query_backend not in QUERY_BACKENDS:
+            raise EmbeddingError(f"query backend is one of {', '.join(QUERY_BACKENDS)}, not {query_backend!r}")
+        if query_backend == "onnx" and cache_dir is None:
+            raise EmbeddingError("the onnx query backend needs a cache folder for its export")
+        self.query_backend = query_backend
+        self.cache_dir = cache_dir
+        self._query_encoder: OnnxQueryEncoder | None = None
 
     @cached_property
     def model(self) -> Any:
@@ -164,7 +177,13 @@ class LocalProvider:
             return np.zeros((0, self._identity.dimensions), dtype=np.float32)
         inputs = self.preprocess.apply(texts, purpose)
         started = time.perf_counter()
-        if self.batch_tokens is None:
+        encoder = self.query_encoder() if purpose is Purpose.QUERY else None
+        if encoder is not None:
+            with self._model_lock:
+                vectors = np.vstack(
+                    [encoder.encode(inputs[i : i + QUERY_BATCH]) for i in range(0, len(inputs), QUERY_BATCH)]
+                )
+        elif self.batch_tokens is None:
             vectors = self._encode(inputs)
         else:  # long-window models: bound the tokens per forward pass, not only the count
             counts = estimate_tokens(inputs, max_tokens=self._identity.max_input_tokens)
@@ -191,6 +210,61 @@ class LocalProvider:
                 normalize_embeddings=False,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+    # -- queries through ONNX Runtime -------------------------------------------------------------------
+
+    def _export_file(self) -> Path | None:
+        if self.cache_dir is None or not exportable(self.model_path):
+            return None
+        return export_path(self.cache_dir, self._identity.model_digest)
+
+    def query_encoder(self) -> OnnxQueryEncoder | None:
+        """The ONNX encoder for queries, when the backend allows it and its verified export is there."""
+        if self.query_backend == "torch":
+            return None
+        if self._query_encoder is not None:
+            return self._query_encoder
+        target = self._export_file()
+        if target is None or not onnx_available():
+            if self.query_backend == "onnx":
+                raise EmbeddingError(
+                    "the onnx query backend needs onnxruntime (pip install 'holocron[fast]') and a model "
+                    "whose pipeline is a transformer with mean pooling"
+                )
+            return None
+        if not target.is_file():
+            if self.query_backend == "auto":
+                return None  # the next index run exports it; torch answers until then
+            self.prepare_query_encoder()
+        with self._model_lock:
+            if self._query_encoder is None:
+                identity = self._identity
+                self._query_encoder = OnnxQueryEncoder(
+                    self.model_path,
+                    target,
+                    max_tokens=identity.max_input_tokens or 512,
+                    normalize=identity.normalized,
+                    threads=self.threads,
+                )
+        return self._query_encoder
+
+    def prepare_query_encoder(self) -> float | None:
+        """Export the model for ONNX queries if it is not exported yet; the seconds it took (0.0: already
+        there), or None when this model or this installation has no ONNX path (or the backend is torch)."""
+        target = self._export_file()
+        if self.query_backend == "torch" or target is None or not onnx_available():
+            return None
+        if target.is_file():
+            return 0.0
+        identity = self._identity
+        with self._model_lock:
+            return export_model(
+                self.model,
+                self.model_path,
+                target,
+                max_tokens=identity.max_input_tokens or 512,
+                normalize=identity.normalized,
+            )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._count(texts, special_tokens=True)

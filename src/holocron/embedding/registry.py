@@ -36,6 +36,8 @@ def build_provider(settings: Settings) -> EmbeddingProvider:
             batch_size=settings.embed_batch_size,
             preprocess=preprocess,
             batch_tokens=settings.embed_batch_tokens,
+            query_backend=settings.local_query_backend,
+            cache_dir=settings.resolved_model_cache_dir,
         )
     if settings.embed_provider == "ollama":
         from holocron.embedding.ollama import OllamaProvider

@@ -14,6 +14,7 @@ from holocron.hashing import sha256_text
 from holocron.ingest.detect import UnsupportedContent, detect_source_type
 from holocron.store.sources import RawRecord, RejectedSource
 from holocron.store.types import utcnow
+from holocron.vocabulary import FILES_SOURCE_SYSTEM
 
 CONTENT_TYPES = {
     "html": "text/html",
@@ -23,7 +24,7 @@ CONTENT_TYPES = {
     "markdown": "text/markdown",
 }
 
-DEFAULT_SOURCE_SYSTEM = "files"
+DEFAULT_SOURCE_SYSTEM = FILES_SOURCE_SYSTEM
 
 
 @dataclass(frozen=True)

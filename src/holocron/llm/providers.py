@@ -37,7 +37,7 @@ def build_chat_from_settings(settings: Settings) -> ChatProvider:
         base_url=base_url,
         api_key=settings.resolved_openai_api_key() if settings.chat_provider == "openai" else None,
         model_path=settings.chat_model_path,
-        cache_dir=settings.model_cache_dir or settings.home / "models",
+        cache_dir=settings.resolved_model_cache_dir,
         timeout_s=settings.chat_timeout_s,
         retry=retry_policy(settings),
         circuit=CircuitBreaker(settings.circuit_failures, settings.circuit_reset_s),

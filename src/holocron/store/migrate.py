@@ -22,6 +22,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, func, select
 
+from holocron.store.revision import SchemaTooNewError
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 MIGRATION_LOCK_KEY = 0x686F6C6F63726F6E  # "holocron" in ASCII: the PostgreSQL advisory lock key of migrations
@@ -33,19 +35,6 @@ class HasEngine(Protocol):
 
     @property
     def engine(self) -> Engine: ...
-
-
-class SchemaTooNewError(RuntimeError):
-    """The database's schema revision is unknown to this code's migrations: newer code upgraded it."""
-
-    def __init__(self, current: str, newest_known: str | None) -> None:
-        self.current = current
-        self.newest_known = newest_known
-        super().__init__(
-            f"the database schema is at revision {current}, which this version of holocron does not know "
-            f"(its newest migration is {newest_known or 'none'}): the database was upgraded by a newer version; "
-            f"run that version, or upgrade this installation"
-        )
 
 
 def alembic_config(db: HasEngine) -> Config:

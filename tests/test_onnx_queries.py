@@ -1,0 +1,141 @@
+"""Queries through ONNX Runtime stay in the local model's space: the same vectors, within cosine 0.9999.
+
+The export is made from the bundled weights and compared with the torch model on real SciFact abstracts and
+claims; a search process that has it never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datafiles import data_file
+from holocron.embedding import onnx
+from holocron.embedding.base import EmbeddingError, Purpose
+from holocron.embedding.local import LocalProvider, bundled_model_path
+from servers import local_provider
+
+pytestmark = pytest.mark.model
+
+
+def scifact_texts(abstracts: int, claims: int) -> list[str]:
+    corpus = data_file("scifact/corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    texts = [f"{d['title']} {d['text']}" for d in map(json.loads, corpus[:abstracts])]
+    queries = data_file("scifact/queries.jsonl").read_text(encoding="utf-8").splitlines()
+    return texts + [q["text"] for q in map(json.loads, queries[:claims])]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("model-cache")
+    provider = LocalProvider(query_backend="onnx", cache_dir=folder)
+    provider.__dict__["model"] = local_provider().model  # the session's loaded model: no second load
+    seconds = provider.prepare_query_encoder()
+    assert seconds is not None and seconds > 0
+    yield folder
+
+
+def test_the_export_reproduces_the_model_on_real_texts(cache: Path) -> None:
+    torch_model = local_provider()
+    texts = scifact_texts(abstracts=60, claims=60)
+    onnx_provider = LocalProvider(query_backend="onnx", cache_dir=cache)
+    fast = onnx_provider.embed(texts, Purpose.QUERY)
+    slow = torch_model.embed(texts, Purpose.QUERY)
+    assert fast.shape == slow.shape == (len(texts), 384) and len(texts) > 100 and fast.dtype == np.float32
+    assert onnx.min_cosine(fast, slow) >= onnx.MIN_COSINE
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)  # normalised, as the model's own
+    exported = json.loads(
+        (onnx.export_path(cache, torch_model.identity().model_digest).parent / "export.json").read_text()
+    )
+    assert exported["min_cosine"] >= onnx.MIN_COSINE
+    assert onnx_provider.identity() == torch_model.identity()  # the same space
+
+
+def test_a_text_longer_than_the_window_is_cut_as_the_model_cuts_it(cache: Path) -> None:
+    long = " ".join(scifact_texts(abstracts=5, claims=0))  # well over 256 tokens
+    fast = LocalProvider(query_backend="onnx", cache_dir=cache).embed([long, "short"], Purpose.QUERY)
+    slow = local_provider().embed([long, "short"], Purpose.QUERY)
+    assert onnx.min_cosine(fast, slow) >= onnx.MIN_COSINE
+
+
+def test_auto_waits_for_an_export_and_documents_stay_on_torch(cache: Path, tmp_path: Path) -> None:
+    assert LocalProvider(query_backend="auto", cache_dir=tmp_path).query_encoder() is None  # not exported yet
+    assert LocalProvider(query_backend="torch", cache_dir=cache).query_encoder() is None
+    provider = LocalProvider(query_backend="auto", cache_dir=cache)
+    assert provider.query_encoder() is not None
+    provider.embed(["a query"], Purpose.QUERY)
+    assert "model" not in provider.__dict__  # the query did not load torch's model
+    provider.__dict__["model"] = local_provider().model
+    provider.embed(["a document"], Purpose.DOCUMENT)  # documents are embedded by the model itself
+
+
+def test_an_export_that_does_not_reproduce_the_model_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnx, "MIN_COSINE", 1.5)  # no export can pass
+    provider = LocalProvider(query_backend="onnx", cache_dir=tmp_path)
+    provider.__dict__["model"] = local_provider().model
+    with pytest.raises(EmbeddingError, match="differs from the model"):
+        provider.prepare_query_encoder()
+    folder = onnx.export_path(tmp_path, provider.identity().model_digest).parent
+    assert sorted(p.name for p in folder.iterdir()) == ["model.lock"]  # no model file, no partial one
+
+
+def test_only_a_pipeline_reproduced_here_is_exported(tmp_path: Path) -> None:
+    assert onnx.exportable(bundled_model_path())
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "modules.json").write_text(
+        json.dumps(
+            [
+                {"type": "sentence_transformers.models.Transformer", "path": ""},
+                {"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"},
+            ]
+        )
+    )
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    assert not onnx.exportable(tmp_path)
+    with pytest.raises(EmbeddingError, match="model folder not found"):
+        LocalProvider(model_path=tmp_path / "absent")
+
+
+PROBE = """
+import sys
+from holocron.cli.app import app
+try:
+    app(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+print("LOADED", sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules), code)
+"""
+
+
+def test_an_index_run_exports_and_a_search_process_never_imports_torch(tmp_path: Path) -> None:
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "capital.txt").write_text("Capitals\n\nWellington is the capital city of New Zealand.")
+    (pages / "river.txt").write_text("Rivers\n\nThe Danube flows through ten countries.")
+    home, models = tmp_path / "home", tmp_path / "models"
+    env = {**os.environ, "HOLOCRON_MODEL_CACHE_DIR": str(models), "HF_HUB_OFFLINE": "1"}
+
+    def holocron(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", PROBE, "--home", str(home), *argv], env=env, capture_output=True, text=True
+        )
+
+    assert holocron("ingest", "--no-enqueue", str(pages)).returncode == 0
+    indexed = holocron("index", "--json")
+    assert indexed.returncode == 0, indexed.stderr
+    metrics = json.loads(indexed.stdout[: indexed.stdout.rindex("LOADED")])
+    assert metrics["query_export_seconds"] > 0
+    searched = holocron("search", "What is the capital of New Zealand?", "-k", "1", "--json")
+    assert searched.returncode == 0, searched.stderr
+    assert searched.stdout.strip().endswith("LOADED [] 0")  # no torch, no sentence-transformers
+    hits = json.loads(searched.stdout[: searched.stdout.rindex("LOADED")])["hits"]
+    assert "Wellington" in hits[0]["text"]
