@@ -537,7 +537,11 @@ def test_an_unusable_index_folder_is_a_503_naming_it(holo: Holocron, tmp_path: P
     folder = holo.settings.home / "index"
     shutil.rmtree(folder, ignore_errors=True)
     folder.write_text("not a folder")
-    with TestClient(create_app(holo), base_url=BASE, raise_server_exceptions=False) as c:
+    # A new process: the index run kept its own index in memory, this server must read the folder.
+    with (
+        Holocron(holo.settings, provider=holo.provider) as server,
+        TestClient(create_app(server), base_url=BASE, raise_server_exceptions=False) as c,
+    ):
         answer = c.post("/api/search", json={"query": "Penny's birthday", "mode": "vector"}, headers=JSON)
     assert answer.status_code == 503, answer.text
     detail = answer.json()["detail"]

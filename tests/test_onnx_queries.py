@@ -139,3 +139,30 @@ def test_an_index_run_exports_and_a_search_process_never_imports_torch(tmp_path:
     assert searched.stdout.strip().endswith("LOADED [] 0")  # no torch, no sentence-transformers
     hits = json.loads(searched.stdout[: searched.stdout.rindex("LOADED")])["hits"]
     assert "Wellington" in hits[0]["text"]
+
+
+def test_a_worker_exports_the_query_encoder_after_its_first_embedding_job(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from holocron.config import Settings
+    from holocron.jobs import Worker, WorkerOptions
+    from holocron.service import Holocron
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for n in range(3):
+        (pages / f"p{n}.txt").write_text(f"Page {n}\n\nThe lighthouse number {n} shines over the bay.")
+    models = tmp_path / "models"
+    provider = LocalProvider(query_backend="auto", cache_dir=models)
+    provider.__dict__["model"] = local_provider().model
+    settings = Settings(home=tmp_path / "home", model_cache_dir=models, embed_batch_size=1)  # type: ignore[call-arg]
+    with Holocron(settings, provider=provider) as holo:
+        holo.ingest([pages], enqueue=True)
+        report = Worker(holo, WorkerOptions(worker_id="w", drain=True, handle_signals=False)).run()
+        assert report.failed == 0
+        with holo.db.read() as tx:
+            query = select(holo.db.t.run.c.metrics_json).where(holo.db.t.run.c.run_type == "EMBED_CHUNKS")
+            exports = [m["query_export_seconds"] for m in tx.execute(query).scalars() if "query_export_seconds" in m]
+        assert len(exports) == 1 and exports[0] > 0  # once, by the first job; the later ones find it there
+        assert onnx.export_path(models, provider.identity().model_digest).is_file()
+        assert provider.query_encoder() is not None

@@ -477,7 +477,7 @@ class Holocron:
                 )
                 changed = chunking.sources_chunked or embedding.embeddings_written
                 vector_index = self.keep_index_up(self.space, save=True) if changed else None
-                export_seconds = self._prepare_queries() if embedding.embeddings_written else None
+                export_seconds = self.prepare_queries() if embedding.embeddings_written else None
             except BaseException as exc:
                 finish_run(self.db, run_id, metrics={}, error=f"{type(exc).__name__}: {exc}")
                 raise
@@ -727,7 +727,7 @@ class Holocron:
             report = dataclasses.replace(report, saved=True, seconds=time.perf_counter() - started)
         return report
 
-    def _prepare_queries(self) -> float | None:
+    def prepare_queries(self) -> float | None:
         """Export the local model for fast-starting queries while it is loaded (once per model digest).
 
         An export that fails, or does not reproduce the model's vectors, is logged and left out: queries go on

@@ -278,6 +278,9 @@ def embed_chunk_batch(ctx: JobContext, payload: EmbedChunksPayload) -> dict[str,
     if stats.embeddings_written:  # the vectors go into the space's index now, not at the first search
         upkeep = ctx.holo.keep_index_up(space)
         ctx.metrics.update(upkeep.as_metrics() if upkeep else {})
+        if space.embedding_space_id == ctx.holo.space.embedding_space_id:  # the model is loaded: export it
+            exported = ctx.holo.prepare_queries()
+            ctx.metrics.update({"query_export_seconds": round(exported, 4)} if exported else {})
     ctx.artifact(
         "embedding_manifest",
         {

@@ -50,6 +50,8 @@ class Runtime(Protocol):
 
     def keep_index_up(self, space: EmbeddingSpace, *, save: bool = False) -> SyncReport | None: ...
 
+    def prepare_queries(self) -> float | None: ...
+
 
 class JobInterruptedError(Exception):
     """Raised by :meth:`JobContext.checkpoint`: the job must stop now (the worker releases or drops it)."""
