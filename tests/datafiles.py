@@ -88,3 +88,11 @@ def data_files(folder: str, suffix: str, *, expect: int) -> dict[str, Path]:
             pytrace=False,
         )
     return dict(sorted(found.items()))
+
+
+def write_pages(folder: Path, pages: dict[str, str]) -> Path:
+    """Write ``pages`` (file name -> text) into a new ``folder``, for a test to ingest."""
+    folder.mkdir()
+    for name, text in pages.items():
+        (folder / name).write_text(text)
+    return folder

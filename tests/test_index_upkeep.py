@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from datafiles import write_pages
 from holocron.config import Settings
 from holocron.embedding.local import LocalProvider
 from holocron.jobs import JobQueue, JobStatus, Worker, WorkerOptions
@@ -29,11 +30,7 @@ PAGES = {
 
 @pytest.fixture()
 def pages(tmp_path: Path) -> Path:
-    folder = tmp_path / "pages"
-    folder.mkdir()
-    for name, text in PAGES.items():
-        (folder / name).write_text(text)
-    return folder
+    return write_pages(tmp_path / "pages", PAGES)
 
 
 def settings(home: Path, **more: Any) -> Settings:

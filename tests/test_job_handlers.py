@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from datafiles import write_pages
 from holocron.config import Settings
 from holocron.embedding.base import EmbeddingError, ModelIdentity, ProviderStats, Purpose
 from holocron.embedding.local import LocalProvider
@@ -91,11 +92,7 @@ def provider() -> LocalProvider:
 
 @pytest.fixture()
 def pages(tmp_path: Path) -> Path:
-    folder = tmp_path / "pages"
-    folder.mkdir()
-    for name, text in PAGES.items():
-        (folder / name).write_text(text)
-    return folder
+    return write_pages(tmp_path / "pages", PAGES)
 
 
 def make(db_url: str, tmp_path: Path, provider: Any) -> Holocron:

@@ -746,13 +746,16 @@ class Holocron:
     def _space_index(self, space: EmbeddingSpace) -> SpaceIndex:
         if space.embedding_space_id == self.space.embedding_space_id:
             index = self.searcher.index
-        else:
-            index = self._space_indexes.get(space.embedding_space_id) or open_space_index(
-                self.db, space, RetrievalConfig.from_settings(self.settings)
+        else:  # looked up by key: an empty index has no length, so it is falsy
+            known = self._space_indexes.get(space.embedding_space_id)
+            index = (
+                known
+                if known is not None
+                else open_space_index(self.db, space, RetrievalConfig.from_settings(self.settings))
             )
         if not isinstance(index, SpaceIndex):
             raise TypeError(f"space {space.name}: the embedded index only exists on SQLite")
-        self._space_indexes.setdefault(space.embedding_space_id, index)
+        self._space_indexes[space.embedding_space_id] = index
         return index
 
     def rebuild_index(self, *, reason: str = "requested") -> SyncReport:

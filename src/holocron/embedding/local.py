@@ -213,8 +213,11 @@ class LocalProvider:
 
     # -- queries through ONNX Runtime -------------------------------------------------------------------
 
+    @cached_property
     def _export_file(self) -> Path | None:
-        if self.cache_dir is None or not exportable(self.model_path):
+        """Where this model's ONNX export lives; None when it has no ONNX path. Read once: queries and every
+        embedding job ask, and the answer only depends on the model folder and the installation."""
+        if self.cache_dir is None or not exportable(self.model_path) or not onnx_available():
             return None
         return export_path(self.cache_dir, self._identity.model_digest)
 
@@ -224,8 +227,8 @@ class LocalProvider:
             return None
         if self._query_encoder is not None:
             return self._query_encoder
-        target = self._export_file()
-        if target is None or not onnx_available():
+        target = self._export_file
+        if target is None:
             if self.query_backend == "onnx":
                 raise EmbeddingError(
                     "the onnx query backend needs onnxruntime (pip install 'holocron[fast]') and a model "
@@ -251,8 +254,8 @@ class LocalProvider:
     def prepare_query_encoder(self) -> float | None:
         """Export the model for ONNX queries if it is not exported yet; the seconds it took (0.0: already
         there), or None when this model or this installation has no ONNX path (or the backend is torch)."""
-        target = self._export_file()
-        if self.query_backend == "torch" or target is None or not onnx_available():
+        target = self._export_file
+        if self.query_backend == "torch" or target is None:
             return None
         if target.is_file():
             return 0.0
