@@ -11,7 +11,7 @@ HOLOCRON := $(BIN)/holocron --home $(DEMO_HOME)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint format bench clean pg-start pg-stop browser
+.PHONY: install demo test test-gpu lint format bench clean pg-start pg-stop browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,9 @@ test: install lint browser
 	$(BIN)/python -m pytest -q; status=$$?; \
 	if [ -n "$$started" ]; then scripts/pg.sh stop >/dev/null 2>&1 || true; fi; \
 	exit $$status
+
+test-gpu: install
+	$(BIN)/python -m pytest -q -m gpu tests/test_accelerator.py
 
 bench: install
 	$(BIN)/python bench/index.py

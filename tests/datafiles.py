@@ -13,6 +13,7 @@ smaller test run.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -96,3 +97,11 @@ def write_pages(folder: Path, pages: dict[str, str]) -> Path:
     for name, text in pages.items():
         (folder / name).write_text(text)
     return folder
+
+
+def scifact_texts(abstracts: int, claims: int) -> list[str]:
+    """The first SciFact abstracts (title + text) and claims shipped with the tests: real texts of both kinds."""
+    corpus = data_file("scifact/corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    texts = [f"{d['title']} {d['text']}" for d in map(json.loads, corpus[:abstracts])]
+    queries = data_file("scifact/queries.jsonl").read_text(encoding="utf-8").splitlines()
+    return texts + [q["text"] for q in map(json.loads, queries[:claims])]

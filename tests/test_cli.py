@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from chat_servers import ChatScript, scripted_chat_server
 from holocron.api import create_app
 from holocron.api.models import HitOut, RunOut, SearchResponse, SpaceOut
 from holocron.cli.app import app, version
+from holocron.cli.running_server import find_server
 from holocron.config import Settings
 from holocron.vocabulary import JOB_STATUSES, JOB_TYPES
 from servers import Misbehaviour, misbehaving_server
@@ -648,9 +650,10 @@ def test_serve_refuses_to_listen_beyond_loopback_without_a_token(home: Path) -> 
     assert "HOLOCRON_API_TOKEN" in cli_error(home, "serve", "--host", "0.0.0.0")
 
 
-def test_serve_answers_http(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "HOLOCRON_HOME": str(tmp_path / "home")}
+@contextmanager
+def serving(home: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+    """``holocron serve`` in its own process on ``port``, answering /health; stopped afterwards."""
+    env = {**os.environ, "HOLOCRON_HOME": str(home)}
     command = [str(Path(sys.executable).with_name("holocron")), "serve", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -664,10 +667,44 @@ def test_serve_answers_http(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
         assert health.json() == {"status": "ok"}
-        assert httpx.get(f"http://127.0.0.1:{port}/api/status").json()["queue"]["total"] == 0
+        yield process
     finally:
         process.terminate()
         process.communicate(timeout=30)
+
+
+def test_serve_answers_http(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path / "home", port):
+        assert httpx.get(f"http://127.0.0.1:{port}/api/status").json()["queue"]["total"] == 0
+
+
+def test_search_asks_a_running_server_of_the_same_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    cli(home, "ingest", "--no-enqueue", str(write_pages(tmp_path / "pages")))
+    cli(home, "index")
+    monkeypatch.setenv("HOLOCRON_SEARCH_VIA_SERVER", "false")
+    in_process = cli_json(home, "search", "green tea", "-k", "3")
+    monkeypatch.delenv("HOLOCRON_SEARCH_VIA_SERVER")
+    port = free_port()
+    with serving(home, port) as server:
+        announced = json.loads((home / "serve.json").read_text())
+        assert announced["url"] == f"http://127.0.0.1:{port}" and announced["pid"] == server.pid
+        table = cli(home, "search", "green tea", "-k", "3").stdout
+        assert f"via http://127.0.0.1:{port}" in table and "Tea" in table
+        served = cli_json(home, "search", "green tea", "-k", "3")
+        assert [h["chunk_id"] for h in served["hits"]] == [h["chunk_id"] for h in in_process["hits"]]
+        ranked_by = [{k: v for k, v in answer["policy"].items() if k != "timing_ms"} for answer in (served, in_process)]
+        assert ranked_by[0] == ranked_by[1] and served["retrieval_id"] != in_process["retrieval_id"]
+        assert find_server(Settings(home=home)) is not None
+        assert find_server(Settings(home=home, embed_model="another-model")) is None  # not this server's space
+        other_store = f"sqlite:///{tmp_path / 'other.db'}"
+        assert find_server(Settings(home=home, database_url=other_store)) is None  # nor its store
+    assert not (home / "serve.json").exists()  # withdrawn when the server stops
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (home / "serve.json").write_text(json.dumps({**announced, "pid": int(dead.stdout)}))
+    stale = cli(home, "search", "green tea", "-k", "3").stdout  # a stale announcement: searched in process
+    assert "via http" not in stale and "Tea" in stale
 
 
 def test_serve_embeddings_validates_its_arguments(home: Path, tmp_path: Path) -> None:

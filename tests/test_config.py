@@ -117,7 +117,7 @@ def test_build_provider_maps_settings_to_each_provider(monkeypatch: pytest.Monke
     assert isinstance(local, LocalProvider)
     assert local.model_name == DEFAULT_LOCAL_MODEL
     assert local.preprocess == PreprocessPolicy()
-    assert (local.batch_size, local.batch_tokens) == (64, 16384)
+    assert (local.batch_size, local.batch_tokens) == (64, 4096)
 
     monkeypatch.setenv("OLLAMA_EMBED_MODEL", "nomic-embed-text")
     ollama = build_provider(

@@ -16,20 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datafiles import data_file
+from datafiles import scifact_texts
 from holocron.embedding import onnx
 from holocron.embedding.base import EmbeddingError, Purpose
 from holocron.embedding.local import LocalProvider, bundled_model_path
 from servers import local_provider
 
 pytestmark = pytest.mark.model
-
-
-def scifact_texts(abstracts: int, claims: int) -> list[str]:
-    corpus = data_file("scifact/corpus.jsonl").read_text(encoding="utf-8").splitlines()
-    texts = [f"{d['title']} {d['text']}" for d in map(json.loads, corpus[:abstracts])]
-    queries = data_file("scifact/queries.jsonl").read_text(encoding="utf-8").splitlines()
-    return texts + [q["text"] for q in map(json.loads, queries[:claims])]
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +123,11 @@ def test_an_index_run_exports_and_a_search_process_never_imports_torch(tmp_path:
         )
 
     assert holocron("ingest", "--no-enqueue", str(pages)).returncode == 0
-    indexed = holocron("index", "--json")
+    indexed = holocron("--device", "cpu", "index", "--json")
     assert indexed.returncode == 0, indexed.stderr
     metrics = json.loads(indexed.stdout[: indexed.stdout.rindex("LOADED")])
     assert metrics["query_export_seconds"] > 0
+    assert metrics["device"] == "cpu"  # where the vectors were made, in the run's metrics
     searched = holocron("search", "What is the capital of New Zealand?", "-k", "1", "--json")
     assert searched.returncode == 0, searched.stderr
     assert searched.stdout.strip().endswith("LOADED [] 0")  # no torch, no sentence-transformers

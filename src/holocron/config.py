@@ -19,7 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from holocron.vocabulary import DEFAULT_LOCAL_MODEL, ProviderName
+from holocron.vocabulary import DEFAULT_LOCAL_MODEL, Device, ProviderName
 
 DEFAULT_LEASE_SECONDS = 20.0
 """Short, so that a killed worker's job comes back within seconds; heartbeats renew it every third of it."""
@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         description="Ollama model when embed_provider is ollama and embed_model is not set.",
     )
     local_model_path: Path | None = Field(default=None, description="A sentence-transformers folder.")
+    device: Device = Field(
+        default="auto",
+        description="Where the in-process embedding and chat models run: auto takes a GPU when torch sees one.",
+    )
     local_query_backend: Literal["auto", "onnx", "torch"] = Field(
         default="auto",
         description="How the local model embeds queries: auto (ONNX Runtime once an index run has exported the "
@@ -86,6 +90,11 @@ class Settings(BaseSettings):
     identity_check_s: float = Field(default=60.0, description="How often a served model's digest is re-read.")
     embed_batch_size: int = 64
     embed_batch_tokens: int = 16384
+    local_batch_tokens: int = Field(
+        default=4096,
+        ge=256,
+        description="Padded tokens per forward pass of the in-process model: what bounds its activation memory.",
+    )
 
     # Chunking (None: the policy fitted to the model's window)
     chunk_policy: Literal["window", "structure"] = Field(
@@ -105,6 +114,10 @@ class Settings(BaseSettings):
 
     # Retrieval (see docs/retrieval.md for how the defaults were measured)
     search_mode: Literal["vector", "keyword", "hybrid"] = "hybrid"
+    search_via_server: bool = Field(
+        default=True,
+        description="holocron search asks a running holocron serve of the same store and model, if one is up.",
+    )
     ann_exact_threshold: int = Field(default=20_000, description="Below this many vectors, exact search.")
     ann_connectivity: int = 16
     ann_expansion_add: int = 128

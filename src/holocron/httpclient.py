@@ -34,6 +34,7 @@ import orjson
 from pydantic import SecretStr
 
 from holocron.backoff import backoff_delay, parse_retry_after
+from holocron.identity import split_model_ref
 
 log = logging.getLogger(__name__)
 
@@ -380,21 +381,6 @@ class HttpClient:
 # -- Ollama's and OpenAI's APIs, as every client of them reads them -----------------------------------------------
 
 UNVERSIONED = "unversioned"  # the digest of a model whose server publishes none
-
-
-def split_model_ref(ref: str, *, default_tag: str = "latest") -> tuple[str, str]:
-    """``model[:tag]`` as Ollama reads it: the tag follows the last colon after the last slash (a registry host
-    may carry a port), and defaults to ``latest``. ``nomic-embed-text`` -> (``nomic-embed-text``, ``latest``)."""
-    text = ref.strip()
-    if not text:
-        raise ValueError("empty model name")
-    slash, colon = text.rfind("/"), text.rfind(":")
-    if colon > slash:
-        name, tag = text[:colon], text[colon + 1 :]
-        if not name:
-            raise ValueError(f"model name missing in {ref!r}")
-        return name, tag or default_tag
-    return text, default_tag
 
 
 def positive_int(value: Any, *, zero: bool = False) -> int | None:

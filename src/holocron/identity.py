@@ -66,3 +66,18 @@ def stores_unit_vectors(*, normalized: bool, distance_metric: str) -> bool:
     """The one normalise rule: a space's vectors, documents and queries alike, are kept at unit length when
     its model says they are normalised or when it compares by cosine (then inner product is cosine)."""
     return normalized or distance_metric == "cosine"
+
+
+def split_model_ref(ref: str, *, default_tag: str = "latest") -> tuple[str, str]:
+    """``model[:tag]`` as Ollama reads it: the tag follows the last colon after the last slash (a registry host
+    may carry a port), and defaults to ``latest``. ``nomic-embed-text`` -> (``nomic-embed-text``, ``latest``)."""
+    text = ref.strip()
+    if not text:
+        raise ValueError("empty model name")
+    slash, colon = text.rfind("/"), text.rfind(":")
+    if colon > slash:
+        name, tag = text[:colon], text[colon + 1 :]
+        if not name:
+            raise ValueError(f"model name missing in {ref!r}")
+        return name, tag or default_tag
+    return text, default_tag

@@ -19,7 +19,13 @@ from sqlalchemy import select
 
 from holocron.chunking import ChunkPolicy
 from holocron.config import Settings, load_settings
-from holocron.embedding.base import EmbeddingError, EmbeddingProvider, tokenizer_for_policy, tokenizer_of
+from holocron.embedding.base import (
+    EmbeddingError,
+    EmbeddingProvider,
+    loaded_device,
+    tokenizer_for_policy,
+    tokenizer_of,
+)
 from holocron.identity import ModelIdentity
 from holocron.observability.logs import log_context
 from holocron.observability.metrics import metrics_registry, observe_search, record_search_error
@@ -149,6 +155,8 @@ class IndexReport:
     on PostgreSQL, where pgvector keeps its own)."""
     query_export_seconds: float | None = None
     """Seconds spent exporting the local model for ONNX queries in this run (None: nothing exported)."""
+    device: str | None = None
+    """Where the in-process model ran (``cpu``, ``cuda``); None when no in-process model was loaded."""
 
     @property
     def status(self) -> str:
@@ -176,6 +184,7 @@ class IndexReport:
             "sources_rejected": len(self.ingest.rejected) if self.ingest else 0,
             **(self.vector_index.as_metrics() if self.vector_index else {}),
             **({"query_export_seconds": round(self.query_export_seconds, 4)} if self.query_export_seconds else {}),
+            **({"device": self.device} if self.device else {}),
         }
 
 
@@ -451,7 +460,12 @@ class Holocron:
         run_id = start_run(
             self.db,
             "INDEX",
-            options={"mode": mode, "policy": policy.to_json(), "batch_size": self.settings.embed_batch_size},
+            options={
+                "mode": mode,
+                "policy": policy.to_json(),
+                "batch_size": self.settings.embed_batch_size,
+                "device": self.settings.device,
+            },
             space=self.space,
         )
         with log_context(run_id=run_id, space=self.space.name), keep_alive(self.db, run_id):
@@ -465,8 +479,12 @@ class Holocron:
                     progress=on_chunk_progress,
                     keep_last_good=self.settings.keep_last_good,
                 )
+                pending = self.pending_embeddings()
                 if on_embed_total is not None:
-                    on_embed_total(self.pending_embeddings())
+                    on_embed_total(pending)
+                # Exported before the batches, while the process holds little more than the model: the export's
+                # transient memory is handed back before the batches need theirs, instead of adding to the peak.
+                export_seconds = self.prepare_queries() if pending else None
                 embedding = embed_chunks(
                     self.db,
                     self.space,
@@ -477,7 +495,6 @@ class Holocron:
                 )
                 changed = chunking.sources_chunked or embedding.embeddings_written
                 vector_index = self.keep_index_up(self.space, save=True) if changed else None
-                export_seconds = self.prepare_queries() if embedding.embeddings_written else None
             except BaseException as exc:
                 finish_run(self.db, run_id, metrics={}, error=f"{type(exc).__name__}: {exc}")
                 raise
@@ -493,6 +510,7 @@ class Holocron:
                 warnings=warnings,
                 vector_index=vector_index,
                 query_export_seconds=export_seconds,
+                device=loaded_device(self.provider),
             )
             for source_id, reason in chunking.errors:
                 log.warning("source not indexed: %s", reason, extra={"fields": {"source_id": source_id}})

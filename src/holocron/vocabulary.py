@@ -7,7 +7,7 @@ that ``holocron --help`` does not load the database layer, the extractors or the
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 JOB_TYPES = ("CHUNK_SOURCE", "EMBED_CHUNKS", "REEMBED_SPACE", "RETRIEVE_TEST", "DRIFT_TEST")
 JOB_STATUSES = ("NEW", "RUNNING", "SUCCEEDED", "FAILED", "DEADLETTER", "CANCELLED")
@@ -20,6 +20,9 @@ SOURCE_TYPES = ("html", "mediawiki", "openalex", "text", "markdown")
 """The extractors, one per source type (``holocron.extract``)."""
 ProviderName = Literal["local", "ollama", "openai"]
 DEFAULT_LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = get_args(Device)
+"""Where the in-process models run; ``auto`` takes a GPU when torch sees one (``holocron.accelerator``)."""
 SEARCH_MODES = ("vector", "keyword", "hybrid")
 FUSIONS = ("rrf", "convex")
 AGGREGATIONS = ("max", "sum2")

@@ -308,6 +308,9 @@ class SearchResponse(BaseModel):
     mode: str
     filters: dict[str, Any] = Field(description="The filters that were given (none: {}).")
     latency_ms: float
+    policy: dict[str, Any] = Field(
+        default_factory=dict, description="How the hits were ranked (fusion and its parameters, aggregation)."
+    )
     hits: list[HitOut]
 
     @classmethod
@@ -325,6 +328,7 @@ class SearchResponse(BaseModel):
             mode=result.mode,
             filters=result.filters.to_json(),
             latency_ms=round(result.latency_ms, 3),
+            policy=result.policy,
             hits=[HitOut.from_hit(h, source_url(h), paths, result.query) for h in result.hits],
         )
 

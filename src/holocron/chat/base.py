@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 import orjson
 
-from holocron.httpclient import split_model_ref
+from holocron.identity import split_model_ref
 
 __all__ = [
     "ChatError",

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import orjson
 from filelock import FileLock
 
+from holocron.accelerator import DeviceUnavailableError, resolve_device
 from holocron.chat.base import (
     ChatError,
     ChatIdentity,
@@ -48,6 +49,7 @@ from holocron.chat.base import (
     prompt_messages,
 )
 from holocron.chat.constrained import TokenConstraint, json_constraint_factory
+from holocron.memory import return_large_frees_to_os
 
 for _switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_switch, "1")
@@ -239,6 +241,7 @@ class LoadedChatModel:
     context_length: int
     vocab_size: int
     eos_ids: frozenset[int]
+    device: str = "cpu"
     lock: threading.Lock = field(default_factory=threading.Lock)
     _constraints: ConstraintFactory | None = None
 
@@ -248,29 +251,31 @@ class LoadedChatModel:
         return self._constraints(schema)
 
 
-_LOADED: dict[Path, LoadedChatModel] = {}
+_LOADED: dict[tuple[Path, str], LoadedChatModel] = {}
 _LOADING = threading.Lock()
 
 
-def load_chat_model(gguf_path: Path, cache_dir: Path, *, reuse: bool = True) -> LoadedChatModel:
-    """The model of ``gguf_path``: from this process's memory, else the cache folder, else the GGUF (then cached).
+def load_chat_model(gguf_path: Path, cache_dir: Path, *, reuse: bool = True, device: str = "cpu") -> LoadedChatModel:
+    """The model of ``gguf_path`` on ``device`` (``cpu``, ``cuda``): from this process's memory, else the cache
+    folder, else the GGUF (then cached).
 
     ``reuse=False`` skips the in-process memory (and replaces it), for tests of the cache itself.
     """
-    key = gguf_path.resolve()
+    key = (gguf_path.resolve(), device)
     with _LOADING:
         if reuse and key in _LOADED:
             return _LOADED[key]
-        loaded = _load(key, cache_dir)
+        loaded = _load(key[0], cache_dir, device)
         _LOADED[key] = loaded
         return loaded
 
 
-def _load(gguf_path: Path, cache_dir: Path) -> LoadedChatModel:
+def _load(gguf_path: Path, cache_dir: Path, device: str) -> LoadedChatModel:
     import transformers
 
     transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    return_large_frees_to_os()
     started = time.perf_counter_ns()
     if not gguf_path.is_file():
         raise ChatError(f"chat model file not found: {gguf_path}")
@@ -290,6 +295,8 @@ def _load(gguf_path: Path, cache_dir: Path) -> LoadedChatModel:
         model, tokenizer, built = _build_cache(gguf_path, digest, cache_dir)
         source = "gguf" if built else "cache"
     model.eval()
+    if device != "cpu":
+        model.to(device)
     eos = {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
     configured = model.generation_config.eos_token_id
     eos.update(configured if isinstance(configured, list) else [configured] if configured is not None else [])
@@ -308,6 +315,7 @@ def _load(gguf_path: Path, cache_dir: Path) -> LoadedChatModel:
         context_length=min(context, info.context_length),
         vocab_size=int(model.config.vocab_size),
         eos_ids=frozenset(int(i) for i in eos),
+        device=device,
     )
 
 
@@ -388,6 +396,7 @@ class LocalChatModel:
         model_name: str = DEFAULT_CHAT_MODEL,
         options: ChatOptions | None = None,
         threads: int | None = None,
+        device: str = "auto",
     ) -> None:
         self.gguf_path = gguf_path or bundled_gguf_path()
         if not self.gguf_path.is_file():
@@ -396,6 +405,7 @@ class LocalChatModel:
         self.model_name = model_name
         self.options = options or ChatOptions()
         self.threads = threads
+        self.device = device
         self._loaded: LoadedChatModel | None = None
         self._pending_load_ns = 0
 
@@ -426,7 +436,11 @@ class LocalChatModel:
         """The model in memory, loading it on first use (the time it took is reported by the next answer)."""
         if self._loaded is None:
             started = time.perf_counter_ns()
-            self._loaded = load_chat_model(self.gguf_path, self.cache_dir)
+            try:
+                device = resolve_device(self.device)
+            except DeviceUnavailableError as exc:
+                raise ChatError(str(exc)) from exc
+            self._loaded = load_chat_model(self.gguf_path, self.cache_dir, device=device)
             self._pending_load_ns = time.perf_counter_ns() - started
         return self._loaded
 
@@ -590,13 +604,13 @@ def decode(
             torch.set_num_threads(threads)
         try:
             began = time.perf_counter_ns()
-            output = model(input_ids=torch.tensor([prompt]), use_cache=True, logits_to_keep=1)
+            output = model(input_ids=torch.tensor([prompt], device=loaded.device), use_cache=True, logits_to_keep=1)
             prompt_ns = time.perf_counter_ns() - began
             began = time.perf_counter_ns()
             if constraint is not None:
                 constraint.start(prompt)
             for step in range(budget):
-                logits = output.logits[0, -1].float()
+                logits = output.logits[0, -1].float().cpu()  # masks and sampling stay on the CPU
                 if constraint is not None:
                     masking = time.perf_counter_ns()
                     logits = constraint.mask(logits)
@@ -626,7 +640,8 @@ def decode(
                     break
                 if (cancelled is not None and cancelled()) or step == budget - 1:
                     break
-                output = model(input_ids=torch.tensor([[token]]), cache=output.cache, use_cache=True)
+                step_input = torch.tensor([[token]], device=loaded.device)
+                output = model(input_ids=step_input, cache=output.cache, use_cache=True)
             eval_ns = time.perf_counter_ns() - began
         finally:
             if threads:

@@ -28,6 +28,7 @@ def build_chat_provider(
     circuit: CircuitBreaker | None = None,
     options: ChatOptions | None = None,
     threads: int | None = None,
+    device: str = "auto",
 ) -> ChatProvider:
     """``local``: the GGUF at ``model_path`` (default the bundled one), weights cached in ``cache_dir`` (default
     ``<home>/models``); ``ollama`` and ``openai``: ``model`` on the server at ``base_url`` (their defaults when
@@ -36,7 +37,12 @@ def build_chat_provider(
         from holocron.chat.local import DEFAULT_CHAT_MODEL, LocalChatModel
 
         return LocalChatModel(
-            model_path, cache_dir, model_name=model or DEFAULT_CHAT_MODEL, options=options, threads=threads
+            model_path,
+            cache_dir,
+            model_name=model or DEFAULT_CHAT_MODEL,
+            options=options,
+            threads=threads,
+            device=device,
         )
     http = HttpOptions(api_key=api_key, timeout_s=timeout_s, retry=retry, circuit=circuit)
     if provider == "ollama":

@@ -25,6 +25,7 @@ from holocron.cli import (
     spaces_cmds,
 )
 from holocron.cli.common import HolocronTyper, UserError, err_console, one_of, print_error, spoken, state
+from holocron.vocabulary import DEVICES
 
 LOG_FORMATS = ("text", "json")
 
@@ -120,6 +121,17 @@ def _root(
             help="Folder for the SQLite file, indexes and lake (default: ./.holocron).",
         ),
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            envvar="HOLOCRON_DEVICE",
+            parser=one_of(DEVICES),
+            metavar="DEVICE",
+            help=f"Where the in-process embedding and chat models run: {spoken(DEVICES)} "
+            "(default: auto, a GPU when torch sees one).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and full tracebacks.")] = False,
     log_format: Annotated[
         str | None,
@@ -140,7 +152,7 @@ def _root(
 ) -> None:
     cli = state(ctx)
     cli.verbose = verbose
-    cli.overrides.update({"database_url": database_url, "home": home, "log_format": log_format})
+    cli.overrides.update({"database_url": database_url, "home": home, "log_format": log_format, "device": device})
 
 
 index_cmds.register(app)

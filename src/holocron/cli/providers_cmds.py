@@ -286,11 +286,15 @@ def serve_models(
             raise UserError(f"--api-key-env {api_key_env}: the variable is not set")
     if not is_loopback(host) and not api_key:
         print_warning(f"listening on {host} without an API key: anyone who can reach it can use it")
-    provider = LocalProvider(model_name or _local_model_name(settings), path, batch_size=batch_size)
+    provider = LocalProvider(
+        model_name or _local_model_name(settings), path, batch_size=batch_size, device=settings.device
+    )
     chat_provider = None
     if chat:
         try:
-            chat_provider = LocalChatModel(chat_model, model_cache or settings.home / "models", threads=chat_threads)
+            chat_provider = LocalChatModel(
+                chat_model, model_cache or settings.home / "models", threads=chat_threads, device=settings.device
+            )
         except ChatError as exc:
             raise UserError(str(exc)) from exc
     try:

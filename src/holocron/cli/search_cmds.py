@@ -25,6 +25,7 @@ from holocron.cli.common import (
 )
 from holocron.cli.options import JsonOption
 from holocron.cli.progress import track
+from holocron.cli.running_server import search_via_server
 from holocron.vocabulary import AGGREGATIONS, SOURCE_TYPES
 from holocron.vocabulary import SEARCH_MODES as MODES
 
@@ -138,25 +139,34 @@ def search(
     The query, its filters and its hits are recorded in the query log.
     """
     filters = _filters(source_type, source_system, tag, since, until, source_id)
-    with open_holocron(ctx) as holo:
-        result = holo.search(query, k, mode=mode, filters=filters, max_per_source=max_per_source)
-    if as_json:
+    request = {"query": query, "k": k, "mode": mode, "filters": filters.to_json(), "max_per_source": max_per_source}
+    served = search_via_server(state(ctx).settings(), request)
+    if served is None:
         from holocron.api.models import SearchResponse
 
-        print_json(SearchResponse.from_result(result).model_dump(mode="json"))
+        with open_holocron(ctx) as holo:
+            result = holo.search(query, k, mode=mode, filters=filters, max_per_source=max_per_source)
+        answer, where = SearchResponse.from_result(result).model_dump(mode="json"), ""
+    else:
+        answer, where = served[0], f", via {served[1]}"
+    if as_json:
+        print_json(answer)
         return
-    if not result.hits:
+    if not answer["hits"]:
         console.print("no hits (is anything indexed? run `holocron index`; are the filters too narrow?)")
         return
-    label, meaning = score_meaning(result.mode, result.policy)
+    from holocron.retrieval.snippets import snippet
+
+    label, meaning = score_meaning(answer["mode"], answer["policy"])
     columns = ["rank", label, *(["vector", "keyword"] if explain else []), "title", "snippet"]
     rows = []
-    for h in result.hits:
-        stages = [_stage(h.vector_rank, h.vector_score), _stage(h.keyword_rank, h.keyword_score)] if explain else []
-        where = " › ".join([h.title or h.source_id, *h.heading_path])
-        rows.append((h.rank, f"{h.score:.4f}", *stages, where, marked(h.snippet(query, 160))))
+    for h in answer["hits"]:
+        stages = [_stage(h["vector_rank"], h["vector_score"]), _stage(h["keyword_rank"], h["keyword_score"])]
+        place = " › ".join([h["title"] or h["source_id"], *h["heading_path"]])
+        shown = marked(snippet(h["text"], query, 160))
+        rows.append((h["rank"], f"{h['score']:.4f}", *(stages if explain else []), place, shown))
     print_table(
-        f"{query!r} in {result.space.name}, {result.mode} ({result.latency_ms:.0f} ms)",
+        f"{query!r} in {answer['space']}, {answer['mode']} ({answer['latency_ms']:.0f} ms{where})",
         columns,
         rows,
         wrap=("title", "snippet"),

@@ -66,7 +66,10 @@ def serve(
     auth = app.state.holocron_server.auth
     err_console.print(f"holocron serving on http://{settings.api_host}:{settings.api_port}/  ({auth.describe()})")
     # log_config=None: uvicorn's lines go through our handlers (key=value or JSON, secrets redacted).
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
+    from holocron.cli.running_server import announced
+
+    with announced(settings):  # holocron search on this machine asks this process while it listens
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
 
 
 def status(

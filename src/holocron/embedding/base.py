@@ -27,6 +27,14 @@ def tokenizer_of(provider: object) -> Tokenizer | None:
     return found if isinstance(found, Tokenizer) else None
 
 
+def loaded_device(provider: object) -> str | None:
+    """Where an in-process provider's model runs, once it has loaded one (asking never loads it); None for a
+    remote server or a model not loaded."""
+    method = getattr(provider, "loaded_device", None)
+    found = method() if callable(method) else None
+    return found if isinstance(found, str) else None
+
+
 def tokenizer_for_policy(provider: object, policy: ChunkPolicy) -> Tokenizer | None:
     """The tokenizer a policy counts with, checked against the one it names; None for a window policy."""
     if policy.algorithm != "structure-v1":

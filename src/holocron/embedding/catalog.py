@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from holocron.embedding.base import PreprocessPolicy
-from holocron.httpclient import split_model_ref
+from holocron.identity import split_model_ref
 
 # The retrieval instruction used by the BGE English models, mxbai and arctic-embed for queries only.
 _BGE_QUERY = "Represent this sentence for searching relevant passages: "

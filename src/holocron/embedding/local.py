@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from holocron.accelerator import DeviceUnavailableError, resolve_device
 from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats, Purpose
 from holocron.embedding.batching import embed_batched, estimate_tokens
 from holocron.embedding.onnx import OnnxQueryEncoder, export_model, export_path, exportable, onnx_available
+from holocron.memory import return_large_frees_to_os
 from holocron.vectors import Matrix
 from holocron.vocabulary import DEFAULT_LOCAL_MODEL
 
@@ -96,7 +98,7 @@ class LocalProvider:
         *,
         batch_size: int = 64,
         preprocess: PreprocessPolicy | None = None,
-        device: str = "cpu",
+        device: str = "auto",
         batch_tokens: int | None = None,
         threads: int | None = None,
         query_backend: str = "torch",
@@ -129,8 +131,21 @@ class LocalProvider:
 
         transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
+        return_large_frees_to_os()
         torch.set_num_threads(self.threads or max(1, os.cpu_count() or 1))
-        return SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
+        return SentenceTransformer(str(self.model_path), device=self.resolved_device, local_files_only=True)
+
+    def loaded_device(self) -> str | None:
+        """The device of the model if it is loaded, else None (a run that embedded nothing loaded none)."""
+        return self.resolved_device if "model" in self.__dict__ else None
+
+    @cached_property
+    def resolved_device(self) -> str:
+        """``cpu`` or ``cuda``: where this provider's model runs (``device`` may say ``auto``)."""
+        try:
+            return resolve_device(self.device)
+        except DeviceUnavailableError as exc:
+            raise EmbeddingError(str(exc)) from exc
 
     @cached_property
     def _identity(self) -> ModelIdentity:

@@ -24,8 +24,8 @@ from holocron.httpclient import (
     ProviderRequestError,
     positive_int,
     show_number,
-    split_model_ref,
 )
+from holocron.identity import split_model_ref
 from holocron.vectors import Matrix
 
 DEFAULT_OLLAMA_URL = "http://localhost:11434"

@@ -134,8 +134,9 @@ def export_model(
 
         # Two texts, one padded: the trace follows the general path (a mask with zeros), whatever branch the
         # attention code takes for a batch without padding. The probe below checks padded batches too.
-        sample = torch.tensor([[101, 7592, 102, 0], [101, 7592, 2088, 102]], dtype=torch.int64)
-        mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.int64)
+        device = next(transformer.parameters()).device  # traced where the model is; the export runs on CPU
+        sample = torch.tensor([[101, 7592, 102, 0], [101, 7592, 2088, 102]], dtype=torch.int64, device=device)
+        mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.int64, device=device)
         axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
         try:
             with torch.no_grad(), warnings.catch_warnings():

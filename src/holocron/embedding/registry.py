@@ -35,7 +35,8 @@ def build_provider(settings: Settings) -> EmbeddingProvider:
             settings.local_model_path,
             batch_size=settings.embed_batch_size,
             preprocess=preprocess,
-            batch_tokens=settings.embed_batch_tokens,
+            batch_tokens=settings.local_batch_tokens,
+            device=settings.device,
             query_backend=settings.local_query_backend,
             cache_dir=settings.resolved_model_cache_dir,
         )

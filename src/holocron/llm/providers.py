@@ -43,4 +43,5 @@ def build_chat_from_settings(settings: Settings) -> ChatProvider:
         circuit=CircuitBreaker(settings.circuit_failures, settings.circuit_reset_s),
         options=default_chat_options(settings),
         threads=settings.chat_threads,
+        device=settings.device,
     )
