@@ -6,7 +6,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -28,9 +28,6 @@ from holocron.cli.progress import track
 from holocron.cli.running_server import search_via_server
 from holocron.vocabulary import AGGREGATIONS, SOURCE_TYPES
 from holocron.vocabulary import SEARCH_MODES as MODES
-
-if TYPE_CHECKING:
-    from holocron.retrieval.snippets import Snippet
 
 
 def register(app: typer.Typer) -> None:
@@ -92,6 +89,10 @@ def _date(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
 def _filters(
     source_type: list[str] | None,
     source_system: list[str] | None,
@@ -138,12 +139,28 @@ def search(
 
     The query, its filters and its hits are recorded in the query log.
     """
-    filters = _filters(source_type, source_system, tag, since, until, source_id)
-    request = {"query": query, "k": k, "mode": mode, "filters": filters.to_json(), "max_per_source": max_per_source}
+    # The filters as the API takes them, without importing the retrieval layer: a running server validates them
+    # as the in-process search does.
+    given = {
+        "source_types": source_type,
+        "source_systems": source_system,
+        "tags": tag,
+        "source_ids": source_id,
+        "since": _iso(_date(since, "--since")),
+        "until": _iso(_date(until, "--until")),
+    }
+    request = {
+        "query": query,
+        "k": k,
+        "mode": mode,
+        "filters": {name: value for name, value in given.items() if value},
+        "max_per_source": max_per_source,
+    }
     served = search_via_server(state(ctx).settings(), request)
     if served is None:
         from holocron.api.models import SearchResponse
 
+        filters = _filters(source_type, source_system, tag, since, until, source_id)
         with open_holocron(ctx) as holo:
             result = holo.search(query, k, mode=mode, filters=filters, max_per_source=max_per_source)
         answer, where = SearchResponse.from_result(result).model_dump(mode="json"), ""
@@ -155,15 +172,13 @@ def search(
     if not answer["hits"]:
         console.print("no hits (is anything indexed? run `holocron index`; are the filters too narrow?)")
         return
-    from holocron.retrieval.snippets import snippet
-
     label, meaning = score_meaning(answer["mode"], answer["policy"])
     columns = ["rank", label, *(["vector", "keyword"] if explain else []), "title", "snippet"]
     rows = []
     for h in answer["hits"]:
         stages = [_stage(h["vector_rank"], h["vector_score"]), _stage(h["keyword_rank"], h["keyword_score"])]
         place = " › ".join([h["title"] or h["source_id"], *h["heading_path"]])
-        shown = marked(snippet(h["text"], query, 160))
+        shown = bold(h["snippet"], h["highlights"])
         rows.append((h["rank"], f"{h['score']:.4f}", *(stages if explain else []), place, shown))
     print_table(
         f"{query!r} in {answer['space']}, {answer['mode']} ({answer['latency_ms']:.0f} ms{where})",
@@ -204,12 +219,12 @@ def _stage(rank: int | None, score: float | None) -> str:
     return "-" if rank is None else f"#{rank} {score:.3f}" if score is not None else f"#{rank}"
 
 
-def marked(found: Snippet) -> Text:
-    """A snippet with its matching words in bold."""
-    text = Text(found.text)
-    for start, end in found.highlights:
-        text.stylize("bold", start, end)
-    return text
+def bold(text: str, spans: list[tuple[int, int]] | list[list[int]]) -> Text:
+    """``text`` with the (start, end) ``spans`` in bold (a hit's snippet and the offsets of its query words)."""
+    shown = Text(text)
+    for start, end in spans:
+        shown.stylize("bold", start, end)
+    return shown
 
 
 def evidence(
