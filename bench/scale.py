@@ -12,8 +12,9 @@ a thousand times faster than the model, so that the figures are Holocron's own c
 runs in a fresh process, for its peak RSS.
 
 Printed per run: ingest rate (sources registered), chunk rate, embedding write rate (the index run's embed
-stage less the stand-in's own time), the vector index build or catch-up at the run's end (SQLite's HNSW;
-pgvector maintains its own while rows are written), hybrid search p50/p95 over 200 queries, database and
+stage less the stand-in's own time), the vector index build or catch-up at the run's end (SQLite's HNSW, or
+pgvector's, built once after a space's first load), hybrid search p50/p95 over 200 queries and the median of
+each leg (vector and keyword, which run side by side), database and
 index size per million chunks, peak RSS; then each figure's growth exponent between sizes (time ~ n^b: 1.0
 is linear; search should be below 1).
 """
@@ -137,11 +138,13 @@ def run_one(engine: str, size: int, pg_url: str | None) -> dict[str, Any]:
             embed_s = report.embedding.seconds - report.embedding.model_seconds
             index_s = report.vector_index.seconds if report.vector_index else 0.0
             holo.search(queries[0])  # the first search opens what the process has not opened yet
-            times = []
+            times, legs = [], {"vector": [], "keyword": []}
             for query in queries:
                 t0 = time.perf_counter()
-                holo.search(query, k=10)
+                result = holo.search(query, k=10)
                 times.append((time.perf_counter() - t0) * 1000)
+                for leg, spent in legs.items():
+                    spent.append(result.policy["timing_ms"].get(leg, 0.0))
             cuts = statistics.quantiles(times, n=100)
             if engine == "sqlite":
                 db_bytes = sum(p.stat().st_size for p in settings.home.glob("holocron.db*") if p.is_file())
@@ -163,6 +166,8 @@ def run_one(engine: str, size: int, pg_url: str | None) -> dict[str, Any]:
         "index_s": index_s,
         "p50_ms": cuts[49],
         "p95_ms": cuts[94],
+        "vector_ms": statistics.median(legs["vector"]),
+        "keyword_ms": statistics.median(legs["keyword"]),
         "db_bytes": db_bytes,
         "index_bytes": index_bytes,
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -204,7 +209,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
     print("\nstand-in embedding (hashed words, 384 dims): Holocron's own costs, not the model's")
     header = (
         f"{'engine':9}{'chunks':>10}{'ingest/s':>10}{'chunk/s':>10}{'embed wr/s':>11}{'index s':>9}"
-        f"{'p50 ms':>8}{'p95 ms':>8}{'DB MiB/1M':>11}{'index MiB/1M':>13}{'peak RSS':>10}"
+        f"{'p50 ms':>8}{'p95 ms':>8}{'vec ms':>8}{'kw ms':>8}{'DB MiB/1M':>11}{'index MiB/1M':>13}{'peak RSS':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -214,15 +219,22 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             f"{r['engine']:9}{r['chunks']:>10,}"
             f"{r['chunks'] / r['ingest_s']:>10,.0f}{r['chunks'] / r['chunk_s']:>10,.0f}"
             f"{r['chunks'] / r['embed_s']:>11,.0f}{r['index_s']:>9.2f}{r['p50_ms']:>8.1f}{r['p95_ms']:>8.1f}"
+            f"{r['vector_ms']:>8.1f}{r['keyword_ms']:>8.1f}"
             f"{r['db_bytes'] * per_million:>11,.0f}{r['index_bytes'] * per_million:>13,.0f}{r['rss_mib']:>10,.0f}"
         )
     print("\ngrowth exponents (time ~ chunks^b; target: <= 1 for writes, < 1 for search)")
-    print(f"{'engine':9}{'between':>22}{'ingest':>8}{'chunk':>8}{'embed':>8}{'index':>8}{'p50':>8}{'RSS':>8}")
+    print(
+        f"{'engine':9}{'between':>22}{'ingest':>8}{'chunk':>8}{'embed':>8}{'index':>8}{'p50':>8}{'vector':>8}"
+        f"{'keyword':>8}{'RSS':>8}"
+    )
     for engine in sorted({r["engine"] for r in rows}):
         mine = sorted((r for r in rows if r["engine"] == engine), key=lambda r: r["chunks"])
         for small, big in itertools.pairwise(mine):
             between = f"{small['chunks']:,} and {big['chunks']:,}"
-            cells = [exponent(small, big, key) for key in ("ingest_s", "chunk_s", "embed_s", "index_s", "p50_ms")]
+            cells = [
+                exponent(small, big, key)
+                for key in ("ingest_s", "chunk_s", "embed_s", "index_s", "p50_ms", "vector_ms", "keyword_ms")
+            ]
             cells.append(exponent(small, big, "rss_mib"))
             print(f"{engine:9}{between:>22}" + "".join(f"{c:>8}" for c in cells))
 

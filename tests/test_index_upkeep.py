@@ -1,7 +1,8 @@
 """The vector index is kept up by the runs and jobs that write vectors, never built at the first search.
 
 SQLite with the exact threshold lowered so that a handful of vectors make an HNSW graph with a file; the real
-local model embeds. On PostgreSQL, pgvector keeps its own index inside each write, and nothing is reported.
+local model embeds. On PostgreSQL, a space's first load builds pgvector's index once at its end; later writes
+keep it up.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from datafiles import write_pages
 from holocron.config import Settings
 from holocron.embedding.local import LocalProvider
 from holocron.jobs import JobQueue, JobStatus, Worker, WorkerOptions
 from holocron.service import Holocron
+from holocron.store import pg_hnsw
 from servers import local_provider
 
 pytestmark = pytest.mark.model
@@ -107,12 +109,43 @@ def test_an_embedding_job_adds_its_vectors_to_the_index(home: Path, pages: Path)
 
 
 @pytest.mark.postgres
-def test_postgres_keeps_its_own_index(pg_url: str, tmp_path: Path, pages: Path) -> None:
+def test_postgres_builds_a_new_spaces_index_once_after_its_first_load(pg_url: str, tmp_path: Path, pages: Path) -> None:
     with Holocron(
         Settings(database_url=pg_url, home=tmp_path / "pg-home"),  # type: ignore[call-arg]
         provider=local_provider(),
     ) as holo:
         holo.ingest([pages])
+        statements: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if "INSERT INTO vector.embedding " in statement or "USING hnsw" in statement:
+                statements.append("build" if "USING hnsw" in statement else "insert")
+
+        event.listen(holo.db.engine, "before_cursor_execute", record)
         report = holo.index()
-        assert report.embedding.embeddings_written == len(PAGES) and report.vector_index is None
-        assert "vector_index" not in run_metrics(holo, report.run_id)
+        event.remove(holo.db.engine, "before_cursor_execute", record)
+        space_id = holo.space.embedding_space_id
+        # Every vector went in before the graph was built, and the graph was built once, over all of them.
+        assert statements[-1] == "build" and statements.count("build") == 1 and "insert" in statements
+        assert report.vector_index is not None
+        assert (report.vector_index.kind, report.vector_index.size) == ("pgvector-hnsw", len(PAGES))
+        metrics = run_metrics(holo, report.run_id)
+        assert metrics["vector_index"] == "pgvector-hnsw" and metrics["vector_index_rebuilt"] is True
+        with holo.db.read() as tx:
+            assert pg_hnsw.index_exists(tx, space_id)
+
+        # With the index there, a later run's vectors go in through it: nothing to build, nothing reported.
+        (pages / "page-new.txt").write_text("Page new\n\nThe harbour of the new town ships amber to the coast.")
+        holo.ingest([pages])
+        later = holo.index()
+        assert later.embedding.embeddings_written == 1 and later.vector_index is None
+        assert holo.search("amber", k=1).hits[0].source_id.endswith("page-new.txt")
+
+        # A run that stopped between its writes and its build leaves no index; the next run builds it, even
+        # with nothing left to embed.
+        pg_hnsw.drop_space_index(holo.db, space_id)
+        again = holo.index()
+        assert again.embedding.embeddings_written == 0
+        assert again.vector_index is not None and again.vector_index.size == len(PAGES) + 1
+        with holo.db.read() as tx:
+            assert pg_hnsw.index_exists(tx, space_id)

@@ -124,6 +124,15 @@ def analyze(db: Database) -> None:
         conn.commit()
 
 
+def analyzed_space(db: Database, n: int, dims: int, seed: int) -> tuple[pg_hnsw.SpaceKey, np.ndarray]:
+    """A space of ``n`` random unit vectors over as many chunks, indexed and with fresh statistics."""
+    space = add_space(db, dims)
+    vectors = unit(np.random.default_rng(seed), n, dims)
+    store(db, space, add_chunks(db, n), vectors)
+    analyze(db)
+    return space, vectors
+
+
 def index_definition(db: Database, space_id: int) -> str | None:
     with db.read() as tx:
         found = tx.execute(
@@ -159,11 +168,7 @@ def test_operator_class_follows_the_spaces_metric(pg: Database, metric: str, opc
 
 
 def test_search_uses_the_index_and_agrees_with_exact_search(pg: Database) -> None:
-    space = add_space(pg, 32)
-    ids = add_chunks(pg, 3000)
-    vectors = unit(np.random.default_rng(1), 3000, 32)
-    store(pg, space, ids, vectors)
-    analyze(pg)
+    space, vectors = analyzed_space(pg, 3000, 32, seed=1)
     query = vectors[17] + 0.05 * vectors[18]
     with pg.read() as tx:
         # pgvector costs an index scan by ef_search; on 3,000 small vectors a large one makes a sequential scan
@@ -177,6 +182,34 @@ def test_search_uses_the_index_and_agrees_with_exact_search(pg: Database) -> Non
     assert len(approx) == 10 and [s for _, s in approx] == sorted((s for _, s in approx), reverse=True)
     assert pg_hnsw.recall_at_k([[i for i, _ in approx]], [[i for i, _ in exact]], 10) >= 0.9
     assert approx[0][0] == exact[0][0]
+
+
+def test_an_unfiltered_search_walks_the_graph_whatever_the_join_is_estimated_at(pg: Database) -> None:
+    space, vectors = analyzed_space(pg, 3000, 32, seed=4)
+    with pg.read() as tx:
+        # The join to the chunk's current text is estimated at one row, and at the default ef_search a sort
+        # of every vector then looks cheaper than the graph: left to itself, the planner scans the space.
+        tx.execute(text("SET LOCAL hnsw.ef_search = 300"))
+        unforced = "\n".join(
+            str(row[0])
+            for row in tx.execute(
+                text(
+                    f"EXPLAIN SELECT e.embedding_id FROM vector.embedding e JOIN vector.chunk c "
+                    f"ON c.chunk_id = e.chunk_id AND c.content_sha256 = e.input_content_sha256 "
+                    f"WHERE e.embedding_space_id = {space.embedding_space_id} "
+                    f"ORDER BY e.vector::vector(32) <=> CAST(:q AS vector) LIMIT 100"
+                ),
+                {"q": "[" + ",".join(str(float(x)) for x in vectors[9]) + "]"},
+            )
+        )
+        plan = pg_hnsw.explain(tx, space, vectors[9], 100)
+        approx = pg_hnsw.hnsw_search(tx, space, vectors[9], 100)
+    with pg.read() as tx:
+        exact = pg_hnsw.exact_search(tx, space, vectors[9], 100)
+    index = f"Index Scan using {pg_hnsw.index_name(space.embedding_space_id)}"
+    assert index not in unforced, unforced
+    assert index in plan and "Nested Loop" in plan, plan
+    assert pg_hnsw.recall_at_k([[i for i, _ in approx]], [[i for i, _ in exact]], 100) >= 0.9
 
 
 def test_filtered_search_returns_k_hits_when_k_exist(pg: Database) -> None:

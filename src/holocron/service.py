@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -34,10 +35,11 @@ from holocron.retrieval.config import RetrievalConfig
 from holocron.retrieval.filters import SearchFilters
 from holocron.retrieval.search import Searcher, SearchResult, open_space_index
 from holocron.retrieval.space_index import SpaceIndex, SyncReport
+from holocron.store import pg_hnsw
 from holocron.store.chunks import count_chunks
 from holocron.store.crawl import ControlState, crawl_overview, set_control
 from holocron.store.database import Database, Tx
-from holocron.store.embeddings import count_current_embeddings
+from holocron.store.embeddings import count_current_embeddings, count_embeddings
 from holocron.store.evidence import save_bundle
 from holocron.store.llm import (
     count_llm_runs,
@@ -485,16 +487,21 @@ class Holocron:
                 # Exported before the batches, while the process holds little more than the model: the export's
                 # transient memory is handed back before the batches need theirs, instead of adding to the peak.
                 export_seconds = self.prepare_queries() if pending else None
-                embedding = embed_chunks(
-                    self.db,
-                    self.space,
-                    self.provider,
-                    run_id=run_id,
-                    batch_size=self.settings.embed_batch_size,
-                    progress=on_embed_progress,
-                )
+                # A space's first load on PostgreSQL writes its rows without the HNSW index and builds the
+                # graph once at the end: pgvector's row-by-row upkeep is tens of times slower than one build.
+                with pg_hnsw.deferred_index_build() if self._builds_index_after(pending) else nullcontext():
+                    embedding = embed_chunks(
+                        self.db,
+                        self.space,
+                        self.provider,
+                        run_id=run_id,
+                        batch_size=self.settings.embed_batch_size,
+                        progress=on_embed_progress,
+                    )
                 changed = chunking.sources_chunked or embedding.embeddings_written
-                vector_index = self.keep_index_up(self.space, save=True) if changed else None
+                vector_index = (
+                    self.keep_index_up(self.space, save=True) if changed or self.db.dialect == "postgresql" else None
+                )
             except BaseException as exc:
                 finish_run(self.db, run_id, metrics={}, error=f"{type(exc).__name__}: {exc}")
                 raise
@@ -733,17 +740,36 @@ class Holocron:
 
         On SQLite the exact or HNSW index of the space is caught up with the table (built the first time, and
         then saved). ``save`` also writes a graph with unsaved additions to its file, as an index run does at
-        its end; workers leave that to the index's ``save_every``. On PostgreSQL pgvector keeps its own index
-        up inside each write, and this returns None.
+        its end; workers leave that to the index's ``save_every``. On PostgreSQL pgvector keeps an existing
+        index up inside each write; a missing one (a first load, or a run that stopped before its end) is built
+        here, and only then is there something to report.
         """
-        if self.db.dialect == "postgresql":
-            return None
         started = time.perf_counter()
+        if self.db.dialect == "postgresql":
+            if not pg_hnsw.ensure_space_index(self.db, space):
+                return None
+            with self.db.read() as tx:
+                size = count_embeddings(tx, space.embedding_space_id)
+            return SyncReport(
+                "pgvector-hnsw",
+                size,
+                0,
+                rebuilt=True,
+                reason="built over the rows",
+                seconds=time.perf_counter() - started,
+            )
         index = self._space_index(space)
         report = index.sync()
         if save and not report.saved and index.save(only_if_changed=True):
             report = dataclasses.replace(report, saved=True, seconds=time.perf_counter() - started)
         return report
+
+    def _builds_index_after(self, pending: int) -> bool:
+        """Whether this run's vectors go in before the space's PostgreSQL index exists (see :meth:`index`)."""
+        if self.db.dialect != "postgresql" or not pending:
+            return False
+        with self.db.read() as tx:
+            return not pg_hnsw.index_exists(tx, self.space.embedding_space_id)
 
     def prepare_queries(self) -> float | None:
         """Export the local model for fast-starting queries while it is loaded (once per model digest).

@@ -56,13 +56,10 @@ def keyword_search(tx: Tx, question: str, limit: int, filters: SearchFilters | N
         query_ts = func.to_tsquery(literal_column("'english'::regconfig"), expression)
         vector_col: Any = literal_column(f"{t.qualified(c)}.content_tsv")
         score = func.ts_rank(vector_col, query_ts, 1)
-        statement = (
-            select(c.c.chunk_id, score.label("score"))
-            .select_from(c.join(reg, reg.c.source_id == c.c.source_id))
-            .where(vector_col.op("@@")(query_ts), condition)
-            .order_by(score.desc(), c.c.chunk_id)
-            .limit(limit)
-        )
+        statement = select(c.c.chunk_id, score.label("score")).where(vector_col.op("@@")(query_ts))
+        if filters is not None and not filters.empty:  # every chunk has its source: the join only filters
+            statement = statement.join(reg, reg.c.source_id == c.c.source_id).where(condition)
+        statement = statement.order_by(score.desc(), c.c.chunk_id).limit(limit)
         return [(row.chunk_id, float(row.score)) for row in tx.execute(statement)]
     bm25: Any = literal_column("bm25(vector_chunk_fts)")
     match = literal_column("vector_chunk_fts").op("MATCH")(fts5_query(terms))
