@@ -33,13 +33,14 @@ from holocron.observability.metrics import metrics_registry, observe_search, rec
 from holocron.observability.overview import compute_overview, space_coverage
 from holocron.retrieval.config import RetrievalConfig
 from holocron.retrieval.filters import SearchFilters
+from holocron.retrieval.pgvector import PgVectorIndex
 from holocron.retrieval.search import Searcher, SearchResult, open_space_index
 from holocron.retrieval.space_index import SpaceIndex, SyncReport
 from holocron.store import pg_hnsw
 from holocron.store.chunks import count_chunks
 from holocron.store.crawl import ControlState, crawl_overview, set_control
 from holocron.store.database import Database, Tx
-from holocron.store.embeddings import count_current_embeddings, count_embeddings
+from holocron.store.embeddings import count_current_embeddings
 from holocron.store.evidence import save_bundle
 from holocron.store.llm import (
     count_llm_runs,
@@ -744,20 +745,9 @@ class Holocron:
         index up inside each write; a missing one (a first load, or a run that stopped before its end) is built
         here, and only then is there something to report.
         """
-        started = time.perf_counter()
         if self.db.dialect == "postgresql":
-            if not pg_hnsw.ensure_space_index(self.db, space):
-                return None
-            with self.db.read() as tx:
-                size = count_embeddings(tx, space.embedding_space_id)
-            return SyncReport(
-                "pgvector-hnsw",
-                size,
-                0,
-                rebuilt=True,
-                reason="built over the rows",
-                seconds=time.perf_counter() - started,
-            )
+            return PgVectorIndex(self.db, space).build_if_missing()
+        started = time.perf_counter()
         index = self._space_index(space)
         report = index.sync()
         if save and not report.saved and index.save(only_if_changed=True):

@@ -8,6 +8,7 @@ to ship. ``add``/``remove`` are no-ops: the table is the index.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from typing import Any
 
@@ -80,6 +81,15 @@ class PgVectorIndex:
 
     def sync(self) -> SyncReport:
         return SyncReport(self.kind, len(self), 0)
+
+    def build_if_missing(self) -> SyncReport | None:
+        """Build the space's graph when it has none (a first load, or a run that stopped before its build)."""
+        started = time.perf_counter()
+        if not pg_hnsw.ensure_space_index(self.db, self.space):
+            return None
+        self._kind = "pgvector-hnsw"
+        seconds = time.perf_counter() - started
+        return SyncReport(self.kind, len(self), 0, rebuilt=True, reason="built over the rows", seconds=seconds)
 
     def rebuild(self, *, reason: str = "requested") -> SyncReport:
         pg_hnsw.ensure_space_index(self.db, self.space)
