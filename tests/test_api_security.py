@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import shutil
 import socket
 from collections.abc import Iterator
@@ -546,3 +547,24 @@ def test_an_unusable_index_folder_is_a_503_naming_it(holo: Holocron, tmp_path: P
     assert answer.status_code == 503, answer.text
     detail = answer.json()["detail"]
     assert "'index'" in detail and "not a directory" in detail and str(tmp_path) not in detail
+
+
+def test_the_request_log_names_method_path_and_status_but_never_the_query_string(
+    holo: Holocron, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(with_settings(holo, api_token=SecretStr(TOKEN)), host="0.0.0.0")
+    with TestClient(app, base_url=BASE) as c:
+        with caplog.at_level(logging.INFO, logger="holocron.api.app"):
+            assert c.get("/api/status").status_code == 401
+        assert not [r for r in caplog.records if r.name == "holocron.api.app"]  # debug off: no line
+        with caplog.at_level(logging.DEBUG, logger="holocron.api.app"):
+            assert c.get("/api/status").status_code == 401
+            assert c.get(f"/?token={TOKEN}", follow_redirects=False).status_code == 303
+            assert c.get("/api/status").status_code == 200  # the session cookie the login set
+    lines = [r.getMessage() for r in caplog.records if r.name == "holocron.api.app"]
+    assert [line.split(" in ")[0] for line in lines] == [
+        "GET /api/status -> 401",
+        "GET / -> 303",
+        "GET /api/status -> 200",
+    ]
+    assert all(TOKEN not in line and line.endswith(" ms") for line in lines)

@@ -53,9 +53,12 @@ def test_the_export_reproduces_the_model_on_real_texts(cache: Path) -> None:
 
 def test_a_text_longer_than_the_window_is_cut_as_the_model_cuts_it(cache: Path) -> None:
     long = " ".join(scifact_texts(abstracts=5, claims=0))  # well over 256 tokens
-    fast = LocalProvider(query_backend="onnx", cache_dir=cache).embed([long, "short"], Purpose.QUERY)
+    provider = LocalProvider(query_backend="onnx", cache_dir=cache)
+    fast = provider.embed([long, "short"], Purpose.QUERY)
     slow = local_provider().embed([long, "short"], Purpose.QUERY)
     assert onnx.min_cosine(fast, slow) >= onnx.MIN_COSINE
+    one_at_a_time = np.vstack([provider.embed([text], Purpose.QUERY) for text in (long, "short")])  # a search's
+    assert onnx.min_cosine(one_at_a_time, slow) >= onnx.MIN_COSINE
 
 
 def test_auto_waits_for_an_export_and_documents_stay_on_torch(cache: Path, tmp_path: Path) -> None:

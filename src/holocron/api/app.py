@@ -10,19 +10,19 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from holocron._version import __version__
-from holocron.api.auth import Auth, AuthConfigError, middleware
+from holocron.api.auth import Auth, AuthConfigError, AuthMiddleware
 from holocron.api.deps import ServerState, bearer
 from holocron.api.guard import Guard, HostRule
 from holocron.api.models import LocalPaths
@@ -75,8 +75,8 @@ def create_app(target: Settings | Holocron, *, host: str | None = None) -> FastA
         dependencies=[Depends(bearer)],
     )
     app.state.holocron_server = state
-    app.middleware("http")(middleware(auth))
-    app.middleware("http")(_request_log)
+    app.add_middleware(AuthMiddleware, auth=auth)
+    app.add_middleware(RequestLog)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(IndexFolderError, _index_folder_error)  # type: ignore[arg-type]
     for module in (system, search, catalog, jobs, runs, llm, dashboard):
@@ -97,19 +97,33 @@ class GuardedApp(FastAPI):
         return Guard(super().build_middleware_stack(), hosts=self.hosts, max_body_bytes=self.max_body_bytes)
 
 
-async def _request_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """One debug line per request (path without its query string: a ``?token=`` never reaches a log)."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug(
-            "%s %s -> %d in %.1f ms",
-            request.method,
-            request.url.path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-    return response
+class RequestLog:
+    """One debug line per request (path without its query string: a ``?token=`` never reaches a log).
+
+    Plain ASGI, like :class:`holocron.api.auth.AuthMiddleware`, and out of the way when debug logging is off.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not log.isEnabledFor(logging.DEBUG):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            log.debug("%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, ms)
 
 
 MAX_ECHO = 200
