@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import re
+from pathlib import Path
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -28,3 +32,43 @@ def chunk_id_for(source_id: str, start: int, end: int, policy_version: str, cont
 def evidence_id_for(chunk_id: str, content_sha256: str) -> str:
     """Stable across reruns and independent of rank: an LLM citation stays valid."""
     return "ev_" + hashlib.sha256(f"{chunk_id}\x1f{content_sha256}".encode()).hexdigest()[:16]
+
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+_FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def file_sha256(path: Path, remember_in: Path | None = None) -> str:
+    """Hex sha256 of a file (a model's weights: its identity), hashed once per version of the file.
+
+    A version is the file's resolved path, size, modification time and inode, as ``make`` and git's index trust a
+    file they have seen: a file written again is hashed again. Remembered for the process, and with
+    ``remember_in`` in that folder too, so that a new process does not hash 90 MB of weights before it answers
+    (a tenth of a cold search). A folder that cannot be written only costs the next process the hashing.
+    """
+    resolved = path.resolve()
+    seen = resolved.stat()
+    key = (str(resolved), seen.st_size, seen.st_mtime_ns, seen.st_ino)
+    digest = _FILE_DIGESTS.get(key)
+    if digest is not None:
+        return digest
+    note = remember_in / "digests" / sha256_text("\x1f".join(map(str, key)))[:32] if remember_in else None
+    if note is not None:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            remembered = note.read_text().strip()
+            if _HEX_DIGEST.fullmatch(remembered):
+                _FILE_DIGESTS[key] = remembered
+                return remembered
+    with resolved.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    _FILE_DIGESTS[key] = digest
+    if note is not None:
+        partial = note.with_name(f".{note.name}.{os.getpid()}.partial")
+        try:
+            note.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(digest)
+            partial.replace(note)  # whole or absent: a reader never sees half a digest
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+    return digest

@@ -16,7 +16,6 @@ token counts and nanosecond durations of the load, the prompt and the answer.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import math
@@ -49,6 +48,7 @@ from holocron.chat.base import (
     prompt_messages,
 )
 from holocron.chat.constrained import TokenConstraint, json_constraint_factory
+from holocron.hashing import file_sha256
 from holocron.memory import return_large_frees_to_os
 
 for _switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
@@ -193,19 +193,7 @@ def _parse_gguf(data: mmap.mmap) -> tuple[dict[str, Any], int]:
     return meta, parameters
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, computed once per process for a given path, size and modification time."""
-    key = _file_key(path)
-    digest = _DIGEST_CACHE.get(key)
-    if digest is None:
-        with path.open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        _DIGEST_CACHE[key] = digest
-    return digest
-
-
 _INFO_CACHE: dict[tuple[str, int, int], GgufInfo] = {}
-_DIGEST_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 def _file_key(path: Path) -> tuple[str, int, int]:
@@ -279,7 +267,7 @@ def _load(gguf_path: Path, cache_dir: Path, device: str) -> LoadedChatModel:
     started = time.perf_counter_ns()
     if not gguf_path.is_file():
         raise ChatError(f"chat model file not found: {gguf_path}")
-    digest = file_sha256(gguf_path)
+    digest = file_sha256(gguf_path, remember_in=cache_dir)
     info = read_gguf_info(gguf_path)
     final = cache_dir / digest
     model: Any = None

@@ -6,7 +6,6 @@ the offline switches are set before the libraries are imported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -22,6 +21,7 @@ from holocron.accelerator import DeviceUnavailableError, resolve_device
 from holocron.embedding.base import EmbeddingError, ModelIdentity, PreprocessPolicy, ProviderStats, Purpose
 from holocron.embedding.batching import embed_batched, estimate_tokens
 from holocron.embedding.onnx import OnnxQueryEncoder, export_model, export_path, exportable, onnx_available
+from holocron.hashing import file_sha256
 from holocron.memory import return_large_frees_to_os
 from holocron.vectors import Matrix
 from holocron.vocabulary import DEFAULT_LOCAL_MODEL
@@ -47,13 +47,13 @@ def bundled_model_path() -> Path:
     return Path(get_model_path())
 
 
-def weights_digest(model_dir: Path) -> str:
-    """sha256 of the weights file: the identity of the model, whatever its folder is called."""
+def weights_digest(model_dir: Path, cache_dir: Path | None = None) -> str:
+    """sha256 of the weights file: the identity of the model, whatever its folder is called (remembered in
+    ``cache_dir``, see :func:`holocron.hashing.file_sha256`)."""
     for name in _WEIGHT_FILES:
         candidate = model_dir / name
         if candidate.is_file():
-            digest = _sha256_file(candidate)
-            return f"sha256:{digest}"
+            return f"sha256:{file_sha256(candidate, cache_dir)}"
     raise EmbeddingError(f"no weights file ({', '.join(_WEIGHT_FILES)}) in {model_dir}")
 
 
@@ -74,11 +74,6 @@ def _folder_config(model_dir: Path) -> tuple[int, int | None, bool] | None:
     except (OSError, KeyError, StopIteration, ValueError):
         return None
     return dimensions, int(max_tokens) if max_tokens else None, normalizes
-
-
-def _sha256_file(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class LocalProvider:
@@ -158,7 +153,7 @@ class LocalProvider:
             provider=self.provider_name,
             model_name=self.model_name,
             model_tag="local",
-            model_digest=weights_digest(self.model_path),
+            model_digest=weights_digest(self.model_path, self.cache_dir),
             dimensions=dimensions,
             max_input_tokens=max_tokens,
             normalized=normalizes,
@@ -175,7 +170,7 @@ class LocalProvider:
             provider=self.provider_name,
             model_name=self.model_name,
             model_tag="local",
-            model_digest=weights_digest(self.model_path),
+            model_digest=weights_digest(self.model_path, self.cache_dir),
             dimensions=int(probe.shape[1]),
             max_input_tokens=int(model.max_seq_length),
             normalized=any(type(module).__name__ == "Normalize" for module in model),

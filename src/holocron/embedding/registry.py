@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from holocron.config import Settings
 from holocron.embedding.base import EmbeddingProvider
 from holocron.embedding.catalog import preprocess_for
-from holocron.embedding.http import CircuitBreaker, RetryPolicy
+
+if TYPE_CHECKING:  # imported where used: a local model's search never loads the HTTP client (httpx, asyncio)
+    from holocron.embedding.http import CircuitBreaker, RetryPolicy
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
+    from holocron.embedding.http import RetryPolicy
+
     return RetryPolicy(
         max_retries=settings.max_retries,
         backoff_base_s=settings.retry_backoff_s,
@@ -18,6 +24,8 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def circuit_breaker(settings: Settings) -> CircuitBreaker:
+    from holocron.embedding.http import CircuitBreaker
+
     return CircuitBreaker(settings.circuit_failures, settings.circuit_reset_s)
 
 
