@@ -243,12 +243,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts, comma-separated")
     parser.add_argument("--pg-url", help="an admin URL of a PostgreSQL with pgvector; adds the PostgreSQL runs")
+    parser.add_argument("--engines", default="sqlite,postgres", help="which of sqlite,postgres to run")
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_one(args.child[0], int(args.child[1]), args.pg_url)))
         return
-    engines = ["sqlite", *(["postgres"] if args.pg_url else [])]
+    wanted = args.engines.split(",")
+    engines = [e for e in ("sqlite", "postgres") if e in wanted and (e == "sqlite" or args.pg_url)]
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         for engine in engines:

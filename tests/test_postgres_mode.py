@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +24,9 @@ from datafiles import data_file
 from holocron.jobs import notify
 from holocron.jobs.notify import JobWaiter, notify_job_available
 from holocron.jobs.queue import JobQueue
+from holocron.retrieval.keyword import keyword_search
 from holocron.store import pg_hnsw
+from holocron.store.chunks import refresh_chunk_statistics
 from holocron.store.database import Database
 from holocron.store.embeddings import EmbeddingWrite, insert_embeddings
 from holocron.store.types import utcnow
@@ -64,8 +66,9 @@ def add_space(db: Database, dimensions: int, metric: str = "cosine", name: str =
     return pg_hnsw.SpaceKey(int(space_id), dimensions, metric)
 
 
-def add_chunks(db: Database, n: int, *, rare_every: int = 0) -> list[str]:
-    """n chunks over two sources; with ``rare_every``, every rare_every-th chunk is of type 'rare'."""
+def add_chunks(db: Database, n: int, *, rare_every: int = 0, text_of: Callable[[int], str] | None = None) -> list[str]:
+    """n chunks over two sources; with ``rare_every``, every rare_every-th chunk is of type 'rare'; ``text_of``
+    gives the i-th chunk's text."""
     now = utcnow()
     with db.write() as tx:
         for source_id in ("common", "rare"):
@@ -95,7 +98,7 @@ def add_chunks(db: Database, n: int, *, rare_every: int = 0) -> list[str]:
                     "chunk_index": i,
                     "start_offset": 0,
                     "end_offset": 1,
-                    "content": "x",
+                    "content": text_of(i) if text_of else "x",
                     "content_sha256": "c" * 64,
                     "byte_count": 1,
                     "policy_version": "v1",
@@ -414,3 +417,42 @@ def test_db_upgrade_and_status_commands_on_postgres(pg_url: str, tmp_path: Path)
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
     assert data["up_to_date"] is True and data["database"].startswith("postgresql")
+
+
+# --- keyword search ---------------------------------------------------------------------------------------------
+
+
+def harbour_text(i: int) -> str:
+    """3,000 chunks: every one about the harbour, every other one about its ferry, two in a hundred about the
+    lighthouse (one of them with the ferry)."""
+    words = ["harbour", "quay"]
+    if i % 2 == 0:
+        words.append("ferry")
+    if i % 100 in (0, 1):
+        words.append("lighthouse")
+    return " ".join(words)
+
+
+def test_a_keyword_search_matches_on_the_rare_terms_and_ranks_by_every_term(pg: Database) -> None:
+    ids = add_chunks(pg, 3000, text_of=harbour_text)
+    lighthouse = {ids[i] for i in range(3000) if i % 100 in (0, 1)}
+    with_ferry = {ids[i] for i in range(3000) if i % 100 == 0}
+
+    def found(question: str, limit: int, cutoff: float = 0.1) -> list[str]:
+        with pg.read() as tx:
+            return [chunk_id for chunk_id, _ in keyword_search(tx, question, limit, common_cutoff=cutoff)]
+
+    # No statistics yet: no term is known to be common, so every term is matched on, as without the cutoff.
+    assert len(found("harbour lighthouse", 100)) == 100
+    assert refresh_chunk_statistics(pg, written=3000) is True  # never analysed
+    assert refresh_chunk_statistics(pg, written=10) is False  # a few rows more change no share
+    # "harbour" is in every chunk: it ranks but does not match, so only the lighthouse chunks are scored.
+    assert set(found("harbour lighthouse", 100)) == lighthouse
+    assert len(found("harbour lighthouse", 100, cutoff=1.0)) == 100  # the cutoff off: any term matches
+    # "ferry" (half the chunks) is common too, and still weighs in the ranking: the lighthouse chunks that also
+    # mention the ferry come first.
+    ranked = found("ferry lighthouse", 100)
+    assert set(ranked) == lighthouse and set(ranked[: len(with_ferry)]) == with_ferry
+    # Every term common: the least common one is matched on (the ferry's 1,500 chunks, not all 3,000).
+    assert len(found("harbour ferry", 3000)) == 1500
+    assert len(found("harbour ferry", 3000, cutoff=1.0)) == 3000

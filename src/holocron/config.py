@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     rrf_vector_weight: float = 1.0
     rrf_keyword_weight: float = 1.0
     rrf_candidates: int = 100
+    keyword_common_cutoff: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="PostgreSQL keyword search: terms in more than this share of the chunks rank but do not match "
+        "(1.0: every term matches).",
+    )
 
     # Evidence bundles handed to the LLM
     evidence_max_items: int = 8

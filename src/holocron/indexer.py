@@ -20,7 +20,13 @@ from holocron.embedding.validation import validate_vectors
 from holocron.extract import ExtractedDocument, ExtractionError, extract, section_path
 from holocron.hashing import chunk_id_for, sha256_text
 from holocron.observability.metrics import provider_call, record_chunks_written, record_embeddings_written
-from holocron.store.chunks import ChunkRow, PendingChunk, chunks_missing_embeddings, replace_chunks
+from holocron.store.chunks import (
+    ChunkRow,
+    PendingChunk,
+    chunks_missing_embeddings,
+    refresh_chunk_statistics,
+    replace_chunks,
+)
 from holocron.store.database import Database
 from holocron.store.embeddings import EmbeddingWrite, insert_embeddings
 from holocron.store.sources import (
@@ -227,6 +233,7 @@ def chunk_sources(
         stats.errors.extend(failures)
         if progress:
             progress(len(batch))
+    refresh_chunk_statistics(db, stats.chunks_written)
     stats.seconds = time.perf_counter() - started
     return stats
 

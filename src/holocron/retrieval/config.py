@@ -25,6 +25,8 @@ class RetrievalConfig:
     keyword_weight: float = 1.0
     # Each list contributes this many candidates to the fusion (more only when a per-source cap needs them).
     candidates: int = 100
+    # PostgreSQL: a term in more than this share of the chunks ranks but is not matched on (retrieval/keyword.py).
+    keyword_common_cutoff: float = 0.02  # SciFact: bench/keyword_common.py, docs/retrieval.md
     index: IndexConfig = field(default_factory=IndexConfig)
 
     def __post_init__(self) -> None:
@@ -42,6 +44,7 @@ class RetrievalConfig:
             vector_weight=settings.rrf_vector_weight,
             keyword_weight=settings.rrf_keyword_weight,
             candidates=settings.rrf_candidates,
+            keyword_common_cutoff=settings.keyword_common_cutoff,
             index=IndexConfig(
                 exact_threshold=settings.ann_exact_threshold,
                 hnsw=HnswParams(

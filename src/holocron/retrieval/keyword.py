@@ -3,15 +3,22 @@
 Questions are natural language, so the query is an OR of the question's distinct terms with stopwords
 removed; ranking (bm25's IDF, or ts_rank's term weights) then favours the chunks that share the rare terms.
 An AND of every word would return nothing for most questions.
+
+Both engines score every row the query matches before they sort, so an OR over a common term makes a search
+score most of the corpus. On PostgreSQL a term found in more than ``common_cutoff`` of the chunks (its share,
+from the planner's statistics) is therefore left out of the match and kept in the ranking, Lucene's
+CommonTermsQuery: the search matches on the question's rarer terms (on the least common one when every term
+is common) and ranks what it found by all of them (see :func:`terms_to_match`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Integer, String, column, func, literal_column, select, table
+from sqlalchemy import Integer, String, column, func, literal, literal_column, select, table, text
+from sqlalchemy.dialects.postgresql import TSQUERY
 
 from holocron.retrieval.filters import SearchFilters
 from holocron.retrieval.terms import STOPWORDS
@@ -41,8 +48,58 @@ def tsquery(terms: Sequence[str]) -> str:
     return " | ".join(term for term in terms if _TERM.fullmatch(term))
 
 
-def keyword_search(tx: Tx, question: str, limit: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
-    """(chunk_id, score) best first; the score is positive and higher is better on both engines."""
+COMMON_MIN_ROWS = 1_000
+"""A term is common only where matching on it means scoring more rows than this: in a small corpus every row is
+cheap to score, and leaving its frequent terms out of the match would only lose hits."""
+
+
+def terms_to_match(shares: Mapping[str, float | None], common_cutoff: float, rows: float) -> list[str]:
+    """The terms a search matches on (any of them); the ranking still weighs every term of the question.
+
+    ``shares`` maps each of the question's terms to the share of the ``rows`` chunks that hold it (None: not
+    known, which counts as rare). A term above ``common_cutoff`` that many rows hold (:data:`COMMON_MIN_ROWS`)
+    is common: matched on, it would make the search score most of the corpus, so only the rare terms are
+    matched, and when every term is common, the least common one.
+    """
+
+    def common(share: float | None) -> bool:
+        return share is not None and share > common_cutoff and share * rows > COMMON_MIN_ROWS
+
+    rare = [term for term, share in shares.items() if not common(share)]
+    if rare or not shares:
+        return rare
+    return [min(shares, key=lambda term: (shares[term] or 0.0, term))]
+
+
+# The question's lexemes as the chunks' tsvector holds them (the same 'english' configuration), each with the
+# share of chunks that hold it from the planner's statistics (most_common_elems, refreshed by ANALYZE), or NULL
+# when it is not among them: rarer than the rarest listed, or no statistics yet; and the planner's row count.
+_PG_LEXEME_SHARES = """
+SELECT q.lexeme, s.share, (SELECT reltuples FROM pg_class WHERE oid = CAST(:qualified AS regclass)) AS rows
+FROM unnest(tsvector_to_array(to_tsvector('english'::regconfig, :question))) AS q(lexeme)
+LEFT JOIN (
+    SELECT e.lexeme, e.share
+    FROM pg_stats AS p, unnest(p.most_common_elems::text::text[], p.most_common_elem_freqs) AS e(lexeme, share)
+    WHERE p.schemaname = :schema AND p.tablename = :table AND p.attname = 'content_tsv'
+) AS s ON s.lexeme = q.lexeme
+ORDER BY q.lexeme
+"""
+
+
+def _lexeme_query(lexemes: Sequence[str], operator: str) -> Any:
+    """A tsquery of stored lexemes, each quoted so that it is read as it is (no second stemming, no syntax)."""
+    quoted = (f"'{lexeme.replace(chr(92), chr(92) * 2).replace(chr(39), chr(39) * 2)}'" for lexeme in lexemes)
+    return literal(f" {operator} ".join(quoted), String).cast(TSQUERY)
+
+
+def keyword_search(
+    tx: Tx, question: str, limit: int, filters: SearchFilters | None = None, *, common_cutoff: float = 1.0
+) -> list[tuple[str, float]]:
+    """(chunk_id, score) best first; the score is positive and higher is better on both engines.
+
+    ``common_cutoff`` (PostgreSQL): the share of chunks above which a term is common (module docstring); 1.0
+    matches on every term.
+    """
     terms = query_terms(question)
     if not terms or limit <= 0:
         return []
@@ -50,13 +107,22 @@ def keyword_search(tx: Tx, question: str, limit: int, filters: SearchFilters | N
     c, reg = t.chunk, t.source_registry
     condition = (filters or SearchFilters()).condition(t, tx.dialect)
     if tx.dialect == "postgresql":
-        expression = tsquery(terms)
-        if not expression:
+        if not tsquery(terms):
             return []
-        query_ts = func.to_tsquery(literal_column("'english'::regconfig"), expression)
+        found = tx.execute(
+            text(_PG_LEXEME_SHARES),
+            {"question": " ".join(terms), "schema": c.schema or "public", "table": c.name, "qualified": t.qualified(c)},
+        ).all()
+        shares: dict[str, float | None] = {row.lexeme: row.share for row in found}
+        if not shares:
+            return []  # every term is one of the configuration's own stopwords
         vector_col: Any = literal_column(f"{t.qualified(c)}.content_tsv")
-        score = func.ts_rank(vector_col, query_ts, 1)
-        statement = select(c.c.chunk_id, score.label("score")).where(vector_col.op("@@")(query_ts))
+        ranking = _lexeme_query(list(shares), "|")
+        score = func.ts_rank(vector_col, ranking, 1)
+
+        matched = terms_to_match(shares, common_cutoff, float(found[0].rows or 0))
+        match = ranking if len(matched) == len(shares) else _lexeme_query(matched, "|")
+        statement = select(c.c.chunk_id, score.label("score")).where(vector_col.op("@@")(match))
         if filters is not None and not filters.empty:  # every chunk has its source: the join only filters
             statement = statement.join(reg, reg.c.source_id == c.c.source_id).where(condition)
         statement = statement.order_by(score.desc(), c.c.chunk_id).limit(limit)

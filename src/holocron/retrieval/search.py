@@ -300,7 +300,7 @@ class Searcher:
     ) -> list[tuple[str, float]]:
         clock = time.perf_counter()
         with self.db.read() as tx:
-            ranked = keyword_search(tx, query, pool, filters)
+            ranked = keyword_search(tx, query, pool, filters, common_cutoff=self.config.keyword_common_cutoff)
         timing["keyword"] = timing.get("keyword", 0.0) + _ms(clock)
         return ranked
 

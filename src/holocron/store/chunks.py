@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
-from holocron.store.database import Tx, insert_ignoring_conflicts
+from holocron.store.database import Database, Tx, insert_ignoring_conflicts
 from holocron.store.types import utcnow
 
 _ID_BATCH = 500
@@ -149,3 +149,29 @@ def source_chunks(tx: Tx, source_id: str, *, limit: int = 1000) -> list[dict[str
         .limit(limit)
     ).all()
     return [dict(row._mapping) for row in rows]
+
+
+def refresh_chunk_statistics(db: Database, written: int) -> bool:
+    """PostgreSQL: ``ANALYZE`` the chunk table after a run that wrote a tenth of it, or when it has never been
+    analysed; whether it ran.
+
+    Autovacuum would do the same on its next round, but a search straight after a bulk load would meanwhile
+    plan with no statistics, and the keyword search reads its terms' shares of the chunks from them
+    (:func:`holocron.retrieval.keyword.keyword_search`). PostgreSQL's own advice after a bulk load.
+    """
+    if db.dialect != "postgresql" or written <= 0:
+        return False
+    with db.read() as tx:
+        table = tx.t.chunk
+        total = int(tx.execute(select(func.count()).select_from(table)).scalar_one())
+        analysed = tx.execute(
+            text(
+                "SELECT 1 FROM pg_stats WHERE schemaname = :schema AND tablename = :table AND attname = 'content_tsv'"
+            ),
+            {"schema": table.schema or "public", "table": table.name},
+        ).first()
+    if analysed is not None and written * 10 < total:
+        return False
+    with db.write() as tx:
+        tx.execute(text(f"ANALYZE {tx.t.qualified(tx.t.chunk)}"))
+    return True
