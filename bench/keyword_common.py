@@ -5,11 +5,12 @@ Run by hand (needs ../shared/data/scifact and a PostgreSQL with pgvector; about 
     .venv/bin/python bench/keyword_common.py --pg-url postgresql+psycopg://postgres@127.0.0.1:55432/postgres
 
 The keyword side matches only on a question's terms held by at most ``keyword_common_cutoff`` of the chunks
-and ranks by all of them (``holocron.retrieval.keyword``). SciFact has 5,183 abstracts, so no term there
-holds the 1,000 rows below which the rule leaves a term alone (``COMMON_MIN_ROWS``); this script lowers that
-floor to 0 so that the rule engages as it would in a large corpus, and prints keyword-only nDCG@10 over the
-judged queries and the mean search time for each cutoff (1.0: the rule off). The corpus is loaded through
-Holocron into a fresh database with a stand-in embedding (keyword search never reads the vectors).
+(and more than ``COMMON_MIN_ROWS`` of them) and ranks by all of them, each weighted by its IDF
+(``holocron.retrieval.keyword``). This script prints keyword-only nDCG@10, recall@100 and the mean search
+time over SciFact's judged queries for each cutoff (1.0: the matching rule off). ``--floor`` sets
+``COMMON_MIN_ROWS`` for the run (default: the product's 100; 0 lets the rule engage on every term). The corpus
+is loaded through Holocron into a fresh database with a stand-in embedding (keyword search never reads the
+vectors).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--pg-url", required=True, help="an admin URL of a PostgreSQL with pgvector")
     parser.add_argument("--data", type=Path, default=SCIFACT, help="a BEIR-format SciFact folder")
     parser.add_argument("--cutoffs", default="1.0,0.2,0.1,0.05")
-    parser.add_argument("--floor", type=int, default=0, help="COMMON_MIN_ROWS for this run (the product's: 1000)")
+    parser.add_argument("--floor", type=int, default=100, help="COMMON_MIN_ROWS for this run (the product's: 100)")
     args = parser.parse_args()
     if not (args.data / "corpus.jsonl").is_file():
         raise SystemExit(f"{args.data}: no corpus.jsonl (SciFact is read from ../shared/data/scifact)")

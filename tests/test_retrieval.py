@@ -19,7 +19,7 @@ from holocron.hashing import sha256_text
 from holocron.retrieval.config import RetrievalConfig
 from holocron.retrieval.filters import SearchFilters
 from holocron.retrieval.fusion import cap_per_group, reciprocal_rank_fusion
-from holocron.retrieval.keyword import fts5_query, keyword_search, query_terms, terms_to_match, tsquery
+from holocron.retrieval.keyword import fts5_query, idf, keyword_search, query_terms, terms_to_match, tsquery
 from holocron.service import Holocron
 from holocron.store.retrievals import get_retrieval
 from holocron.store.sources import RawRecord, register_records
@@ -367,7 +367,12 @@ def test_common_terms_rank_but_only_the_rare_ones_match() -> None:
     assert terms_to_match(shares, 0.1, rows=1_000_000) == ["lighthouse", "unlisted"]
     assert terms_to_match(shares, 1.0, rows=1_000_000) == list(shares)  # the cutoff off
     # In a small corpus scoring every matching row is cheap: no term is common there.
-    assert terms_to_match(shares, 0.1, rows=1_000) == list(shares)
+    assert terms_to_match(shares, 0.1, rows=100) == list(shares)
     # Every term common: the least common one is matched on.
     assert terms_to_match({"harbour": 0.9, "ferry": 0.4}, 0.1, rows=1_000_000) == ["ferry"]
     assert terms_to_match({}, 0.1, rows=1_000_000) == []
+
+
+def test_a_rarer_term_weighs_more() -> None:
+    assert idf(None, 10_000) > idf(0.001, 10_000) > idf(0.1, 10_000) > idf(0.9, 10_000) > 0
+    assert idf(0.5, 0) > 0  # no statistics yet: every term weighs alike, none is dropped
