@@ -38,6 +38,13 @@ _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}
 
 
+def file_version(path: Path) -> tuple[str, int, int, int]:
+    """A file's resolved path, size, modification time and inode: what changes when it is written again."""
+    resolved = path.resolve()
+    seen = resolved.stat()
+    return str(resolved), seen.st_size, seen.st_mtime_ns, seen.st_ino
+
+
 def file_sha256(path: Path, remember_in: Path | None = None) -> str:
     """Hex sha256 of a file (a model's weights: its identity), hashed once per version of the file.
 
@@ -46,9 +53,7 @@ def file_sha256(path: Path, remember_in: Path | None = None) -> str:
     ``remember_in`` in that folder too, so that a new process does not hash 90 MB of weights before it answers
     (a tenth of a cold search). A folder that cannot be written only costs the next process the hashing.
     """
-    resolved = path.resolve()
-    seen = resolved.stat()
-    key = (str(resolved), seen.st_size, seen.st_mtime_ns, seen.st_ino)
+    key = file_version(path)
     digest = _FILE_DIGESTS.get(key)
     if digest is not None:
         return digest
@@ -59,7 +64,7 @@ def file_sha256(path: Path, remember_in: Path | None = None) -> str:
             if _HEX_DIGEST.fullmatch(remembered):
                 _FILE_DIGESTS[key] = remembered
                 return remembered
-    with resolved.open("rb") as handle:
+    with Path(key[0]).open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     _FILE_DIGESTS[key] = digest
     if note is not None:

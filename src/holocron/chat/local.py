@@ -48,7 +48,7 @@ from holocron.chat.base import (
     prompt_messages,
 )
 from holocron.chat.constrained import TokenConstraint, json_constraint_factory
-from holocron.hashing import file_sha256
+from holocron.hashing import file_sha256, file_version
 from holocron.memory import return_large_frees_to_os
 
 for _switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
@@ -123,7 +123,7 @@ class GgufInfo:
 
 def read_gguf_info(path: Path) -> GgufInfo:
     """The header's scalar metadata and the tensors' shapes; the big arrays (the vocabulary) are skipped."""
-    key = _file_key(path)
+    key = file_version(path)
     cached = _INFO_CACHE.get(key)
     if cached is not None:
         return cached
@@ -193,12 +193,7 @@ def _parse_gguf(data: mmap.mmap) -> tuple[dict[str, Any], int]:
     return meta, parameters
 
 
-_INFO_CACHE: dict[tuple[str, int, int], GgufInfo] = {}
-
-
-def _file_key(path: Path) -> tuple[str, int, int]:
-    stat = path.stat()
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+_INFO_CACHE: dict[tuple[str, int, int, int], GgufInfo] = {}
 
 
 def _maybe_int(value: Any) -> int | None:

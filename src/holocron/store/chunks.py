@@ -163,14 +163,16 @@ def refresh_chunk_statistics(db: Database, written: int) -> bool:
         return False
     with db.read() as tx:
         table = tx.t.chunk
-        total = int(tx.execute(select(func.count()).select_from(table)).scalar_one())
-        analysed = tx.execute(
+        # The planner's row count rather than count(*): this runs at the end of every index run that wrote chunks.
+        found = tx.execute(
             text(
-                "SELECT 1 FROM pg_stats WHERE schemaname = :schema AND tablename = :table AND attname = 'content_tsv'"
+                "SELECT (SELECT reltuples FROM pg_class WHERE oid = CAST(:qualified AS regclass)), EXISTS ("
+                "SELECT 1 FROM pg_stats WHERE schemaname = :schema AND tablename = :table AND attname = 'content_tsv')"
             ),
-            {"schema": table.schema or "public", "table": table.name},
-        ).first()
-    if analysed is not None and written * 10 < total:
+            {"qualified": tx.t.qualified(table), "schema": table.schema or "public", "table": table.name},
+        ).one()
+    total, analysed = max(float(found[0] or 0), 0.0), bool(found[1])
+    if analysed and written * 10 < total:
         return False
     with db.write() as tx:
         tx.execute(text(f"ANALYZE {tx.t.qualified(tx.t.chunk)}"))
